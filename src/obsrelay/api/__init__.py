@@ -1,0 +1,1 @@
+"""HTTP and websocket adapters: parse, authenticate and shape the wire formats; no rules here."""

@@ -1,0 +1,1 @@
+"""The hosted services' wire formats, served unchanged for existing clients (CONTRACT.md)."""

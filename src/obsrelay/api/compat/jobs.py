@@ -1,0 +1,129 @@
+"""The hosted jobs service's endpoints under /jobs, as the site software and browser call them."""
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from obsrelay.api.body import json_object, require
+from obsrelay.api.compat.wire import (
+    job_to_wire,
+    parse_queue,
+    parse_time_range_ms,
+    parse_ulid,
+)
+from obsrelay.api.errors import error_response, status_for
+from obsrelay.api.identity import user_from_compat_body
+from obsrelay.domain.errors import ObsrelayError
+from obsrelay.domain.jobs import (
+    STARTED,
+    Identity,
+    NewJob,
+    normalize_seconds,
+    validate_name,
+    validate_params,
+    validate_site,
+)
+from obsrelay.services.jobs import JobService
+
+log = logging.getLogger("obsrelay.api")
+router = APIRouter(prefix="/jobs", tags=["compatible: jobs"])
+
+NEWJOB_KEYS = (
+    "site",
+    "device",
+    "instance",
+    "action",
+    "required_params",
+    "optional_params",
+    "user_name",
+    "user_id",
+)
+ONE_DAY_MS = 24 * 3600 * 1000
+
+
+def job_service(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+async def newjob_body(body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
+    require(body, *NEWJOB_KEYS)
+    return body
+
+
+@router.post("/newjob", summary="Submit a job (from the web UI)")
+async def newjob(
+    body: dict[str, Any] = Depends(newjob_body),
+    user: Identity = Depends(user_from_compat_body),
+    jobs: JobService = Depends(job_service),
+) -> JSONResponse:
+    new = NewJob(
+        site=validate_site(body["site"]),
+        device_type=validate_name(body["device"], "device"),
+        device_instance=validate_name(body["instance"], "instance"),
+        action=validate_name(body["action"], "action"),
+        required_params=validate_params(body["required_params"], "required_params"),
+        optional_params=validate_params(body["optional_params"], "optional_params"),
+        user=user,
+    )
+    submitted = await jobs.submit(new)
+    return JSONResponse(job_to_wire(submitted.job))
+
+
+@router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")
+async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) -> JSONResponse:
+    # Always a JSON list, whatever happens: anything else stops the site's poller.
+    try:
+        body = await json_object(request)
+        require(body, "site")
+        site = validate_site(body["site"])
+        claimed = await jobs.claim(site, parse_queue(body))
+    except ObsrelayError as error:
+        return error_response(request.url.path, status_for(error), error.message)
+    except Exception:
+        log.exception("getnewjobs failed")
+        return error_response(
+            request.url.path, 503, "The server could not read the job queue; try again."
+        )
+    return JSONResponse([job_to_wire(job) for job in claimed])
+
+
+@router.post("/updatejobstatus", summary="Report a job's status (from the site)")
+async def updatejobstatus(
+    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+) -> JSONResponse:
+    require(body, "site", "ulid", "newStatus")
+    job = await jobs.report_status(
+        validate_site(body["site"]),
+        parse_ulid(body["ulid"]),
+        parse_queue(body),
+        body["newStatus"],
+        normalize_seconds(body.get("secondsUntilComplete")),
+    )
+    return JSONResponse(job_to_wire(job))
+
+
+@router.post("/startjob", summary="Report that a job started (from the site)")
+async def startjob(
+    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+) -> JSONResponse:
+    require(body, "site", "ulid")
+    job = await jobs.report_status(
+        validate_site(body["site"]),
+        parse_ulid(body["ulid"]),
+        parse_queue(body),
+        STARTED,
+        normalize_seconds(body.get("secondsUntilComplete")),
+    )
+    return JSONResponse(job_to_wire(job))
+
+
+@router.post("/getrecentjobs", summary="A site's jobs from the last timeRange milliseconds")
+async def getrecentjobs(
+    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+) -> JSONResponse:
+    require(body, "site")
+    found = await jobs.recent(validate_site(body["site"]), parse_time_range_ms(body, ONE_DAY_MS))
+    return JSONResponse([job_to_wire(job) for job in found])

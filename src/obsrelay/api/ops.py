@@ -1,0 +1,30 @@
+"""Operations endpoints: /healthz (the process is alive) and /readyz (the database answers)."""
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from obsrelay.store.database import Database
+
+log = logging.getLogger("obsrelay.api")
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The server process is alive (touches nothing)")
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", summary="The server can reach its database")
+async def readyz(request: Request) -> JSONResponse:
+    db: Database = request.app.state.db
+    try:
+        await db.ping()
+    except Exception as error:
+        log.warning("readiness check failed: %s", error)
+        return JSONResponse(
+            {"status": "unavailable", "detail": "The database does not answer."},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": db.engine.dialect.name})

@@ -1,0 +1,108 @@
+"""The native job endpoints under /api/v1/sites/{site}/jobs."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from obsrelay.api.identity import user
+from obsrelay.api.v1.models import (
+    ClaimIn,
+    ErrorOut,
+    JobDetailOut,
+    JobOut,
+    JobPageOut,
+    StatusIn,
+    SubmitJobIn,
+)
+from obsrelay.domain.jobs import Identity, NewJob, Queue, normalize_status, validate_site
+from obsrelay.services.jobs import JobService
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad input"},
+    404: {"model": ErrorOut, "description": "No such job"},
+    409: {"model": ErrorOut, "description": "The job's state forbids this"},
+    413: {"model": ErrorOut, "description": "Body too large"},
+    422: {"model": ErrorOut, "description": "Body or parameters malformed"},
+}
+
+router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=_ERRORS)
+
+
+def job_service(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
+    return service
+
+
+def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:
+    return validate_site(site)
+
+
+Site = Annotated[str, Depends(site_name)]
+Jobs = Annotated[JobService, Depends(job_service)]
+
+
+@router.post("", status_code=201, summary="Submit a job")
+async def submit_job(
+    site: Site, body: SubmitJobIn, jobs: Jobs, who: Identity = Depends(user)
+) -> JobOut:
+    new = NewJob(
+        site=site,
+        device_type=body.device,
+        device_instance=body.instance,
+        action=body.action,
+        required_params=body.required_params,
+        optional_params=body.optional_params,
+        user=who,
+    )
+    return JobOut.of((await jobs.submit(new)).job)
+
+
+@router.get("", summary="List a site's jobs, a page at a time")
+async def list_jobs(
+    site: Site,
+    jobs: Jobs,
+    status: Annotated[
+        str | None, Query(max_length=64, description="Only jobs with this status.")
+    ] = None,
+    queue: Annotated[Literal["primary", "alternate"], Query()] = "primary",
+    after: Annotated[
+        str | None, Query(max_length=26, description="The `next_after` of the previous page.")
+    ] = None,
+    order: Annotated[Literal["oldest", "newest"], Query()] = "oldest",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobPageOut:
+    page = await jobs.page(
+        site,
+        status=status.strip().upper() if status else None,
+        queue=Queue(queue),
+        after=after,
+        newest_first=order == "newest",
+        limit=limit,
+    )
+    return JobPageOut(jobs=[JobOut.of(job) for job in page.jobs], next_after=page.next_after)
+
+
+@router.post("/claim", summary="Claim the site's unread jobs (marks them RECEIVED)")
+async def claim_jobs(site: Site, jobs: Jobs, body: ClaimIn | None = None) -> list[JobOut]:
+    body = body or ClaimIn()
+    claimed = await jobs.claim(site, Queue(body.queue), body.limit)
+    return [JobOut.of(job) for job in claimed]
+
+
+@router.get("/{ulid}", summary="One job with its whole status history")
+async def get_job(site: Site, ulid: str, jobs: Jobs) -> JobDetailOut:
+    job, history = await jobs.get(site, ulid)
+    return JobDetailOut.with_history(job, history)
+
+
+@router.post("/{ulid}/status", summary="Report a job's status (from the site)")
+async def report_status(site: Site, ulid: str, body: StatusIn, jobs: Jobs) -> JobOut:
+    job = await jobs.report_status(
+        site, ulid, Queue(body.queue), normalize_status(body.status), body.seconds_until_complete
+    )
+    return JobOut.of(job)
+
+
+@router.post("/{ulid}/cancel", summary="Cancel a job the site has not received yet")
+async def cancel_job(site: Site, ulid: str, jobs: Jobs, who: Identity = Depends(user)) -> JobOut:
+    return JobOut.of(await jobs.cancel(site, ulid, who))

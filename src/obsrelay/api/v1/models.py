@@ -1,0 +1,132 @@
+"""The native API's request and response bodies."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from obsrelay.domain.jobs import (
+    MAX_NAME_LENGTH,
+    MAX_SECONDS,
+    MAX_STATUS_LENGTH,
+    HistoryEntry,
+    Job,
+    QueueState,
+)
+
+QueueName = Literal["primary", "alternate"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitJobIn(_Strict):
+    device: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["camera"])
+    instance: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["camera1"])
+    action: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, examples=["expose"])
+    required_params: dict[str, Any] = Field(default_factory=dict, examples=[{"time": 30}])
+    optional_params: dict[str, Any] = Field(default_factory=dict, examples=[{"filter": "R"}])
+
+
+class ClaimIn(_Strict):
+    queue: QueueName = "primary"
+    limit: int | None = Field(None, ge=1, le=1000, description="At most this many jobs.")
+
+
+class StatusIn(_Strict):
+    status: str = Field(
+        min_length=1, max_length=MAX_STATUS_LENGTH, examples=["EXPOSING", "COMPLETE"]
+    )
+    seconds_until_complete: int = Field(-1, ge=-1, le=MAX_SECONDS)
+    queue: QueueName = "primary"
+
+
+class QueueStateOut(BaseModel):
+    status: str
+    seconds_until_complete: int
+    updated_ms: int
+
+    @classmethod
+    def of(cls, state: QueueState) -> "QueueStateOut":
+        return cls(
+            status=state.status,
+            seconds_until_complete=state.seconds_until_complete,
+            updated_ms=state.updated_ms,
+        )
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    roles: list[str]
+
+
+class JobOut(BaseModel):
+    ulid: str
+    site: str
+    created_ms: int
+    device: str
+    instance: str
+    action: str
+    required_params: dict[str, Any]
+    optional_params: dict[str, Any]
+    user: UserOut
+    primary: QueueStateOut
+    alternate: QueueStateOut
+
+    @classmethod
+    def of(cls, job: Job) -> "JobOut":
+        return cls(**_job_fields(job))
+
+
+class HistoryOut(BaseModel):
+    at_ms: int
+    queue: QueueName
+    status: str
+    seconds_until_complete: int
+    source: str
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> "HistoryOut":
+        return cls(
+            at_ms=entry.at_ms,
+            queue=entry.queue.value,
+            status=entry.status,
+            seconds_until_complete=entry.seconds_until_complete,
+            source=entry.source,
+        )
+
+
+class JobDetailOut(JobOut):
+    history: list[HistoryOut]
+
+    @classmethod
+    def with_history(cls, job: Job, history: list[HistoryEntry]) -> "JobDetailOut":
+        return cls(**_job_fields(job), history=[HistoryOut.of(entry) for entry in history])
+
+
+class JobPageOut(BaseModel):
+    jobs: list[JobOut]
+    next_after: str | None = Field(
+        description="Pass as `after` for the next page; null at the end."
+    )
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="A sentence that says what is wrong.")
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    return {
+        "ulid": job.ulid,
+        "site": job.site,
+        "created_ms": job.created_ms,
+        "device": job.device_type,
+        "instance": job.device_instance,
+        "action": job.action,
+        "required_params": job.required_params,
+        "optional_params": job.optional_params,
+        "user": UserOut(id=job.user.user_id, name=job.user.user_name, roles=list(job.user.roles)),
+        "primary": QueueStateOut.of(job.primary),
+        "alternate": QueueStateOut.of(job.alternate),
+    }

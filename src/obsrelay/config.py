@@ -1,0 +1,149 @@
+"""Settings: read once at start from OBSRELAY_* environment variables and an optional TOML file.
+
+Precedence: environment variables, then the TOML file named by OBSRELAY_CONFIG (or
+`--config`), then the defaults below. A wrong value stops start-up with one line
+(`ConfigError`); an unknown OBSRELAY_* name is reported as a warning.
+"""
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "OBSRELAY_"
+# Names read elsewhere (tests, the CLI client, the config file path), not settings.
+_KNOWN_OTHER_NAMES = {"CONFIG", "TEST_POSTGRES_URL", "TEST_REDIS_URL", "SERVER", "TOKEN"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DEFAULT_DATABASE_URL = "sqlite:///./var/obsrelay.db"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message is one line for the operator."""
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like '90', '15m', '12h', '7d'."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '15m', '7d'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())):
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '15m', '12h', '7d'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def async_database_url(url: str) -> str:
+    """The SQLAlchemy URL with the async driver for a user's plain database URL."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. See the configuration table in README.md."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="sqlite:///relative.db, sqlite:////abs/path.db or postgresql://user@host/db.",
+    )
+    log_level: str = Field("info", description="debug, info, warning or error.")
+    log_requests: bool = Field(False, description="Log one line per HTTP request.")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body.")
+    job_expiry: float = Field(
+        86400.0,
+        description="An unread job older than this is never delivered and becomes EXPIRED "
+        "(seconds or '12h', '1d'; 0 turns expiry off).",
+    )
+    sweep_interval: float = Field(60.0, gt=0, description="Seconds between expiry sweeps.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql", "postgres:")):
+            raise ValueError(
+                "must start with sqlite:/// or postgresql:// (e.g. postgresql://user@host/db)"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return level
+
+    @field_validator("job_expiry", "sweep_interval", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return async_database_url(self.database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def unknown_env_names(environ: dict[str, str] | None = None) -> list[str]:
+    """OBSRELAY_* variables that no setting reads (usually a typo)."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields} | _KNOWN_OTHER_NAMES
+    return sorted(
+        name
+        for name in environ
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] not in known
+    )
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, the TOML file and explicit overrides (the CLI's flags).
+
+    Raises ConfigError with one line that names the bad setting.
+    """
+    file_values: dict[str, Any] = {}
+    path = config_file or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                file_values = tomllib.load(handle)
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        file_values = {key.lower(): value for key, value in file_values.items()}
+    # Environment variables beat the file: drop file values that the environment sets.
+    for name in list(file_values):
+        if f"{ENV_PREFIX}{name.upper()}" in os.environ:
+            del file_values[name]
+    values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        where = f"{ENV_PREFIX}{name.upper()}"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown setting {name!r} in config file {path}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {message} (got {first.get('input')!r})") from None

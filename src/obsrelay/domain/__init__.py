@@ -1,0 +1,1 @@
+"""The rules of obsrelay's world, free of I/O: jobs, their states, identities and errors."""

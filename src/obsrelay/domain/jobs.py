@@ -1,0 +1,265 @@
+"""Jobs: their shape, their states on the two queues and the rules for changing them.
+
+A job is a command from a person at the web UI to the software at one observatory
+site. It is read through two independent queues (primary and alternate); each queue
+has its own status:
+
+    UNREAD ──claim──► RECEIVED ──report──► any status the site reports ──► final
+       │                                  (STARTED, EXPOSING, ... free text)
+       └──cancel / expiry──► CANCELLED / EXPIRED (final)
+
+The final statuses are COMPLETE, FAILED, CANCELLED and EXPIRED. Once a queue reaches
+one, any different status on that queue is refused; the same one again is a no-op.
+Pure: no I/O, no clock; callers pass the time in.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from obsrelay.domain.errors import Conflict, InvalidInput
+
+UNREAD = "UNREAD"
+RECEIVED = "RECEIVED"
+STARTED = "STARTED"
+COMPLETE = "COMPLETE"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+EXPIRED = "EXPIRED"
+FINAL_STATUSES = frozenset({COMPLETE, FAILED, CANCELLED, EXPIRED})
+# Names a site may report that mean one of ours.
+_STATUS_ALIASES = {"COMPLETED": COMPLETE, "CANCELED": CANCELLED}
+
+CANCEL_ALL_ACTION = "cancel_all_commands"
+UNKNOWN_SECONDS = -1
+MAX_SECONDS = 10**9
+MAX_STATUS_LENGTH = 64
+MAX_NAME_LENGTH = 256
+MAX_SITE_LENGTH = 64
+_SITE_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_STATUS_PATTERN = re.compile(r"[A-Z0-9_ .:/-]+")
+
+
+class Queue(StrEnum):
+    """The two independent read queues over the same jobs."""
+
+    PRIMARY = "primary"
+    ALTERNATE = "alternate"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is acting: a user of the web UI or a script."""
+
+    user_id: str
+    user_name: str
+    roles: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A job's state on one queue."""
+
+    status: str
+    seconds_until_complete: int
+    updated_ms: int
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A stored job with its state on both queues."""
+
+    ulid: str
+    site: str
+    created_ms: int
+    device_type: str
+    device_instance: str
+    action: str
+    required_params: dict[str, Any]
+    optional_params: dict[str, Any]
+    user: Identity
+    primary: QueueState
+    alternate: QueueState
+
+    def state(self, queue: Queue) -> QueueState:
+        return self.primary if queue is Queue.PRIMARY else self.alternate
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated request for a new job."""
+
+    site: str
+    device_type: str
+    device_instance: str
+    action: str
+    required_params: dict[str, Any]
+    optional_params: dict[str, Any]
+    user: Identity
+
+    @property
+    def is_cancel_all(self) -> bool:
+        return self.action == CANCEL_ALL_ACTION
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of one queue's status, as recorded forever in the job's history."""
+
+    at_ms: int
+    queue: Queue
+    status: str
+    seconds_until_complete: int
+    source: str
+
+
+def validate_site(value: object, field: str = "site") -> str:
+    """A site name: 1-64 letters, digits, '-', '_' or '.'."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string, not {_type_name(value)}.")
+    if not value:
+        raise InvalidInput(f"'{field}' must not be empty.")
+    if len(value) > MAX_SITE_LENGTH:
+        raise InvalidInput(f"'{field}' must be at most {MAX_SITE_LENGTH} characters long.")
+    if not _SITE_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            f"'{field}' may hold only letters, digits, '-', '_' and '.', not {value!r}."
+        )
+    return value
+
+
+def validate_name(value: object, field: str) -> str:
+    """A short free-text name (device, instance, action, user): a non-empty string."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string, not {_type_name(value)}.")
+    if not value.strip():
+        raise InvalidInput(f"'{field}' must not be empty.")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"'{field}' must be at most {MAX_NAME_LENGTH} characters long.")
+    return value
+
+
+def validate_params(value: object, field: str) -> dict[str, Any]:
+    """Job parameters: a JSON object, kept exactly as sent."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{field}' must be a JSON object, not {_type_name(value)}.")
+    return value
+
+
+def validate_roles(value: object, field: str = "user_roles") -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(role, str) for role in value):
+        raise InvalidInput(f"'{field}' must be a list of strings.")
+    return tuple(value)
+
+
+def normalize_status(value: object) -> str:
+    """A status a site reports: free text, upper-cased; COMPLETED means COMPLETE.
+
+    UNREAD cannot be reported: it would make a delivered job deliverable again.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"'newStatus' must be a string, not {_type_name(value)}.")
+    status = value.strip().upper()
+    status = _STATUS_ALIASES.get(status, status)
+    if not status:
+        raise InvalidInput("The new status must not be empty.")
+    if len(status) > MAX_STATUS_LENGTH:
+        raise InvalidInput(f"A status must be at most {MAX_STATUS_LENGTH} characters long.")
+    if not _STATUS_PATTERN.fullmatch(status):
+        raise InvalidInput(
+            f"A status may hold only letters, digits, spaces and _ . : / -, not {value!r}."
+        )
+    if status == UNREAD:
+        raise InvalidInput("A job cannot be set back to UNREAD: it was delivered already.")
+    return status
+
+
+def normalize_seconds(value: object) -> int:
+    """`secondsUntilComplete`: an int, -1 when unknown; missing or empty means -1."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return UNKNOWN_SECONDS
+    if isinstance(value, bool):
+        raise InvalidInput("'secondsUntilComplete' must be a number of seconds, not a boolean.")
+    number: float
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InvalidInput(
+                f"'secondsUntilComplete' must be a number of seconds, not {value!r}."
+            ) from None
+    else:
+        raise InvalidInput(
+            f"'secondsUntilComplete' must be a number of seconds, not {_type_name(value)}."
+        )
+    if not math.isfinite(number):
+        raise InvalidInput("'secondsUntilComplete' must be a finite number of seconds.")
+    if number > MAX_SECONDS:
+        raise InvalidInput(f"'secondsUntilComplete' must be at most {MAX_SECONDS} seconds.")
+    return max(int(number), UNKNOWN_SECONDS)
+
+
+def check_status_change(ulid: str, queue: Queue, current: str, new: str) -> bool:
+    """Whether moving `queue` from `current` to `new` changes anything.
+
+    Returns False for a repeat of a final status (a no-op); raises Conflict for any
+    other change of a final status.
+    """
+    if current in FINAL_STATUSES:
+        if new == current:
+            return False
+        raise Conflict(
+            f"Job {ulid} is already {current} on the {queue} queue; "
+            f"a finished job cannot become {new}."
+        )
+    return True
+
+
+def queues_to_cancel(job: Job) -> list[Queue]:
+    """The queues on which cancelling `job` sets CANCELLED (those still UNREAD).
+
+    A job that a site has received and not finished may be running: cancelling it
+    silently would leave the telescope doing it, so that is refused. A job already
+    cancelled gives an empty list (cancelling twice is harmless).
+    """
+    for queue in Queue:
+        state = job.state(queue)
+        if state.status != UNREAD and not state.is_final:
+            raise Conflict(
+                f"Job {job.ulid} was already received by the site ({state.status} on the "
+                f"{queue} queue); send a stop command to the device instead."
+            )
+    unread = [queue for queue in Queue if job.state(queue).status == UNREAD]
+    if not unread and CANCELLED not in (job.primary.status, job.alternate.status):
+        raise Conflict(f"Job {job.ulid} has already finished ({job.primary.status}).")
+    return unread
+
+
+def status_id(job: Job, queue: Queue = Queue.PRIMARY) -> str:
+    """The hosted service's `statusId`: "{STATUS}#{ulid}"."""
+    return f"{job.state(queue).status}#{job.ulid}"
+
+
+def _type_name(value: object) -> str:
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(value), type(value).__name__)

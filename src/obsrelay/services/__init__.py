@@ -1,0 +1,1 @@
+"""The rules applied to the store: each public method is one transaction."""

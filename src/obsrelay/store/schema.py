@@ -1,0 +1,65 @@
+"""The tables, as SQLAlchemy Core metadata. Migrations in `migrations/` create them.
+
+One row per job in `jobs`, holding the job and its state on both queues; one row per
+status change in `job_history`. The partial indexes on UNREAD jobs make a poll's cost
+depend on the jobs waiting for a site, not on every job ever stored.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("ulid", sa.String(26), primary_key=True),
+    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("device_type", sa.Text, nullable=False),
+    sa.Column("device_instance", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("required_params", sa.JSON, nullable=False),
+    sa.Column("optional_params", sa.JSON, nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("user_roles", sa.JSON, nullable=False),
+    sa.Column("primary_status", sa.String(64), nullable=False),
+    sa.Column("primary_seconds", sa.Integer, nullable=False),
+    sa.Column("primary_updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("alternate_status", sa.String(64), nullable=False),
+    sa.Column("alternate_seconds", sa.Integer, nullable=False),
+    sa.Column("alternate_updated_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_jobs_site_ulid", "site", "ulid"),
+    sa.Index(
+        "ix_jobs_unread_primary",
+        "site",
+        "ulid",
+        sqlite_where=sa.text("primary_status = 'UNREAD'"),
+        postgresql_where=sa.text("primary_status = 'UNREAD'"),
+    ),
+    sa.Index(
+        "ix_jobs_unread_alternate",
+        "site",
+        "ulid",
+        sqlite_where=sa.text("alternate_status = 'UNREAD'"),
+        postgresql_where=sa.text("alternate_status = 'UNREAD'"),
+    ),
+)
+
+job_history = sa.Table(
+    "job_history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_ulid", sa.String(26), sa.ForeignKey("jobs.ulid", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("queue", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("seconds_until_complete", sa.Integer, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Index("ix_job_history_job", "job_ulid", "id"),
+)

@@ -1,0 +1,70 @@
+"""Fixtures: databases on both backends, and real obsrelay servers to talk to over HTTP."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from obsrelay.services.jobs import JobService
+from obsrelay.store.database import Database, open_database
+from tests.servers import ServerProcess, fresh_postgres_database, start_server
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'obsrelay.db'}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated test database, once per backend."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = open_database(database_url)
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def jobs(db: Database) -> JobService:
+    return JobService(db)
+
+
+@pytest.fixture
+def site() -> str:
+    """A site name no other test uses, so tests share a database without interfering."""
+    return f"site-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real obsrelay process on a free port, once per backend."""
+    workdir: Path = tmp_path_factory.mktemp("server")
+    process = start_server(database_url, workdir)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        yield client

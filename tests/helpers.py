@@ -1,0 +1,72 @@
+"""Small builders shared by the tests."""
+
+import json
+from typing import Any
+
+from obsrelay.domain.jobs import Identity, NewJob
+
+USER = Identity("user-1", "Ada Observer", ("observer",))
+
+
+def new_job(site: str, action: str = "expose", params: dict[str, Any] | None = None) -> NewJob:
+    return NewJob(
+        site=site,
+        device_type="camera",
+        device_instance="camera1",
+        action=action,
+        required_params=params or {"time": 30},
+        optional_params={"filter": "R"},
+        user=USER,
+    )
+
+
+def newjob_body(site: str, **overrides: Any) -> dict[str, Any]:
+    """What the browser posts to /jobs/newjob."""
+    body: dict[str, Any] = {
+        "site": site,
+        "device": "camera",
+        "instance": "camera1",
+        "action": "expose",
+        "required_params": {"time": "30", "image_type": "light"},
+        "optional_params": {"filter": "R", "count": 1, "dither": False, "extra": "empty"},
+        "user_name": "Ada Observer",
+        "user_id": "google-oauth2|1234",
+        "user_roles": ["admin"],
+        "timestamp": 1731500000,
+        "mount": "mount1",
+    }
+    body.update(overrides)
+    return body
+
+
+def raw(body: Any) -> bytes:
+    """A body as the site software sends it: `data=json.dumps(...)`, no Content-Type."""
+    return json.dumps(body).encode()
+
+
+JOB_KEYS = {
+    "site": str,
+    "ulid": str,
+    "statusId": str,
+    "timestamp_ms": int,
+    "deviceType": str,
+    "deviceInstance": str,
+    "action": str,
+    "required_params": dict,
+    "optional_params": dict,
+    "user_name": str,
+    "user_id": str,
+    "user_roles": list,
+    "secondsUntilComplete": int,
+}
+
+
+def assert_wire_job(job: Any) -> None:
+    """Every key of CONTRACT section 2's table, with its type."""
+    assert isinstance(job, dict)
+    for key, kind in JOB_KEYS.items():
+        assert key in job, f"job lacks {key}"
+        assert isinstance(job[key], kind), f"{key} is {type(job[key]).__name__}"
+    assert len(job["ulid"]) == 26
+    assert job["statusId"].endswith("#" + job["ulid"])
+    assert all(isinstance(role, str) for role in job["user_roles"])

@@ -1,0 +1,124 @@
+"""Real servers and databases for the tests: an obsrelay process on a free port, a fresh
+PostgreSQL database, and the rule that a missing PostgreSQL skips locally but fails in CI."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from obsrelay.config import async_database_url
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skips the test, or fails it under CI=true where every backend must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: every backend must be available)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(async_database_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test session, dropped afterwards."""
+    admin_url = os.environ.get("OBSRELAY_TEST_POSTGRES_URL")
+    if not admin_url:
+        unavailable(
+            "PostgreSQL tests need OBSRELAY_TEST_POSTGRES_URL, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/test"
+        )
+    assert admin_url
+    name = f"obsrelay_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    except OSError as error:
+        unavailable(f"PostgreSQL at {admin_url} does not answer: {error}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@dataclass
+class ServerProcess:
+    """An `obsrelay serve` process on a free loopback port."""
+
+    url: str
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_server(database_url: str, workdir: Path, **env: str) -> ServerProcess:
+    """Starts obsrelay in its own process and waits until /healthz answers."""
+    port = free_port()
+    log_path = workdir / f"server-{port}.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")},
+        "OBSRELAY_DATABASE_URL": database_url,
+        "OBSRELAY_PORT": str(port),
+        "OBSRELAY_HOST": "127.0.0.1",
+        **env,
+    }
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "obsrelay", "serve"],
+            cwd=workdir,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"obsrelay exited at start:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"obsrelay did not answer /healthz in 30 s:\n{server.log()}")

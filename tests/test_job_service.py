@@ -1,0 +1,185 @@
+"""The job queue's rules on a real store, run on SQLite and on PostgreSQL."""
+
+import asyncio
+
+import pytest
+
+from obsrelay.domain.errors import Conflict, InvalidInput, NotFound
+from obsrelay.domain.jobs import (
+    CANCEL_ALL_ACTION,
+    CANCELLED,
+    COMPLETE,
+    EXPIRED,
+    RECEIVED,
+    UNREAD,
+    Queue,
+)
+from obsrelay.services.jobs import JobService
+from obsrelay.store.database import Database
+from tests.helpers import USER, new_job
+
+
+async def test_submitted_job_is_unread_on_both_queues_and_keeps_params(jobs: JobService, site):
+    params = {"time": 30, "nested": {"a": [1, 2.5, None, True]}, "literal": "empty"}
+    job = (await jobs.submit(new_job(site, params=params))).job
+    assert job.primary.status == UNREAD and job.alternate.status == UNREAD
+    stored, history = await jobs.get(site, job.ulid)
+    assert stored.required_params == params
+    assert stored.user == USER
+    assert [(h.queue, h.status) for h in history] == [
+        (Queue.PRIMARY, UNREAD),
+        (Queue.ALTERNATE, UNREAD),
+    ]
+
+
+async def test_claim_returns_oldest_first_and_only_once(jobs: JobService, site):
+    submitted = [(await jobs.submit(new_job(site, params={"n": i}))).job.ulid for i in range(5)]
+    assert submitted == sorted(submitted)
+    claimed = await jobs.claim(site, Queue.PRIMARY)
+    assert [job.ulid for job in claimed] == submitted
+    assert all(job.primary.status == RECEIVED for job in claimed)
+    assert await jobs.claim(site, Queue.PRIMARY) == []
+
+
+async def test_queues_are_independent(jobs: JobService, site):
+    job = (await jobs.submit(new_job(site))).job
+    assert [j.ulid for j in await jobs.claim(site, Queue.PRIMARY)] == [job.ulid]
+    alternate = await jobs.claim(site, Queue.ALTERNATE)
+    assert [j.ulid for j in alternate] == [job.ulid]
+    assert alternate[0].primary.status == RECEIVED
+    updated = await jobs.report_status(site, job.ulid, Queue.ALTERNATE, "exposing", 12)
+    assert updated.alternate.status == "EXPOSING"
+    assert updated.alternate.seconds_until_complete == 12
+    assert updated.primary.status == RECEIVED
+
+
+async def test_claim_limit_and_other_sites_untouched(jobs: JobService, site):
+    other = site + "-other"
+    for _ in range(3):
+        await jobs.submit(new_job(site))
+    await jobs.submit(new_job(other))
+    assert len(await jobs.claim(site, Queue.PRIMARY, limit=2)) == 2
+    assert len(await jobs.claim(site, Queue.PRIMARY)) == 1
+    assert len(await jobs.claim(other, Queue.PRIMARY)) == 1
+
+
+async def test_final_status_is_final(jobs: JobService, site):
+    job = (await jobs.submit(new_job(site))).job
+    await jobs.report_status(site, job.ulid, Queue.PRIMARY, "completed")
+    again = await jobs.report_status(site, job.ulid, Queue.PRIMARY, "COMPLETE")
+    assert again.primary.status == COMPLETE
+    with pytest.raises(Conflict, match="already COMPLETE"):
+        await jobs.report_status(site, job.ulid, Queue.PRIMARY, "STARTED")
+    _, history = await jobs.get(site, job.ulid)
+    assert [h.status for h in history if h.queue is Queue.PRIMARY] == [UNREAD, COMPLETE]
+
+
+async def test_unknown_job_or_other_site_is_not_found(jobs: JobService, site):
+    job = (await jobs.submit(new_job(site))).job
+    with pytest.raises(NotFound):
+        await jobs.report_status(site, "01" + "0" * 24, Queue.PRIMARY, "STARTED")
+    with pytest.raises(NotFound):
+        await jobs.report_status(site + "x", job.ulid, Queue.PRIMARY, "STARTED")
+    with pytest.raises(NotFound):
+        await jobs.get(site + "x", job.ulid)
+
+
+async def test_unread_cannot_be_reported(jobs: JobService, site):
+    job = (await jobs.submit(new_job(site))).job
+    with pytest.raises(InvalidInput):
+        await jobs.report_status(site, job.ulid, Queue.PRIMARY, "unread")
+
+
+async def test_cancel_all_cancels_earlier_open_jobs_and_is_delivered(jobs: JobService, site):
+    done = (await jobs.submit(new_job(site))).job
+    running = (await jobs.submit(new_job(site))).job
+    waiting = (await jobs.submit(new_job(site))).job
+    await jobs.claim(site, Queue.PRIMARY, limit=2)
+    await jobs.report_status(site, done.ulid, Queue.PRIMARY, "COMPLETE")
+    await jobs.report_status(site, running.ulid, Queue.PRIMARY, "EXPOSING", 20)
+    cancel = await jobs.submit(new_job(site, action=CANCEL_ALL_ACTION))
+    assert {job.ulid for job in cancel.cancelled} == {done.ulid, running.ulid, waiting.ulid}
+    after = {ulid: (await jobs.get(site, ulid))[0] for ulid in (done.ulid, running.ulid)}
+    assert after[done.ulid].primary.status == COMPLETE
+    assert after[done.ulid].alternate.status == CANCELLED
+    assert after[running.ulid].primary.status == CANCELLED
+    delivered = await jobs.claim(site, Queue.PRIMARY)
+    assert [job.ulid for job in delivered] == [cancel.job.ulid]
+    history = (await jobs.get(site, running.ulid))[1]
+    assert history[-1].source == f"cancel_all:{cancel.job.ulid}"
+    assert len(await jobs.recent(site, 60_000)) == 4  # kept, not deleted
+
+
+async def test_cancel_unread_job_and_refuse_received_one(jobs: JobService, site):
+    waiting = (await jobs.submit(new_job(site))).job
+    cancelled = await jobs.cancel(site, waiting.ulid, USER)
+    assert cancelled.primary.status == CANCELLED == cancelled.alternate.status
+    assert (await jobs.cancel(site, waiting.ulid, USER)).primary.status == CANCELLED
+    assert await jobs.claim(site, Queue.PRIMARY) == []
+    received = (await jobs.submit(new_job(site))).job
+    await jobs.claim(site, Queue.PRIMARY)
+    with pytest.raises(Conflict, match="stop command"):
+        await jobs.cancel(site, received.ulid, USER)
+
+
+async def test_unread_jobs_expire(db: Database, site):
+    clock = [1_000_000_000_000]
+    jobs = JobService(db, expiry_seconds=60, clock_ms=lambda: clock[0])
+    old = (await jobs.submit(new_job(site))).job
+    clock[0] += 61_000
+    fresh = (await jobs.submit(new_job(site))).job
+    assert [j.ulid for j in await jobs.claim(site, Queue.PRIMARY)] == [fresh.ulid]
+    assert await jobs.expire_stale() >= 1
+    expired, history = await jobs.get(site, old.ulid)
+    assert expired.primary.status == EXPIRED and expired.alternate.status == EXPIRED
+    assert history[-1].source == "expiry"
+
+
+async def test_recent_and_paging(jobs: JobService, site):
+    ulids = [(await jobs.submit(new_job(site))).job.ulid for _ in range(7)]
+    assert [j.ulid for j in await jobs.recent(site, 60_000)] == ulids
+    assert await jobs.recent(site, 0) == [] or len(await jobs.recent(site, 0)) <= 1
+    seen, after = [], None
+    while True:
+        page = await jobs.page(site, after=after, limit=3)
+        seen += [job.ulid for job in page.jobs]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert seen == ulids
+    newest = await jobs.page(site, newest_first=True, limit=2)
+    assert [j.ulid for j in newest.jobs] == ulids[::-1][:2]
+    await jobs.claim(site, Queue.PRIMARY, limit=1)
+    received = await jobs.page(site, status=RECEIVED)
+    assert [j.ulid for j in received.jobs] == ulids[:1]
+
+
+async def test_twenty_pollers_race_over_two_thousand_jobs(jobs: JobService, site):
+    """Jobs arrive while 20 pollers claim small batches: each is delivered exactly once."""
+    total = 2000
+    producer_done = asyncio.Event()
+    delivered: list[str] = []
+
+    async def produce() -> list[str]:
+        made = []
+        for i in range(total):
+            made.append((await jobs.submit(new_job(site, params={"n": i}))).job.ulid)
+        producer_done.set()
+        return made
+
+    async def poll() -> None:
+        while True:
+            finished = producer_done.is_set()
+            claimed = await jobs.claim(site, Queue.PRIMARY, limit=7)
+            delivered.extend(job.ulid for job in claimed)
+            if finished and not claimed:
+                return
+            if not claimed:
+                await asyncio.sleep(0.05)  # a real poller waits between polls
+
+    producer = asyncio.create_task(produce())
+    await asyncio.gather(producer, *(poll() for _ in range(20)))
+    made = producer.result()
+    assert len(delivered) == total, "a job was lost or delivered twice"
+    assert sorted(delivered) == sorted(made)
+    assert len(set(delivered)) == total
