@@ -90,13 +90,16 @@ class ServerProcess:
                 self.process.wait(5)
 
 
-def start_server(database_url: str, workdir: Path, **env: str) -> ServerProcess:
-    """Starts obsrelay in its own process and waits until /healthz answers."""
+def start_server(database_url: str | None, workdir: Path, **env: str) -> ServerProcess:
+    """Starts obsrelay in its own process and waits until /healthz answers.
+
+    With `database_url` None the server uses its default (a SQLite file under ./var).
+    """
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")},
-        "OBSRELAY_DATABASE_URL": database_url,
+        **({"OBSRELAY_DATABASE_URL": database_url} if database_url else {}),
         "OBSRELAY_PORT": str(port),
         "OBSRELAY_HOST": "127.0.0.1",
         **env,
@@ -109,7 +112,9 @@ def start_server(database_url: str, workdir: Path, **env: str) -> ServerProcess:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    server = ServerProcess(
+        f"http://127.0.0.1:{port}", database_url or "sqlite:///./var/obsrelay.db", process, log_path
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

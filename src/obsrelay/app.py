@@ -6,11 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from obsrelay import __version__
 from obsrelay.api import ops
 from obsrelay.api.compat import jobs as compat_jobs
-from obsrelay.api.errors import install_error_handlers
+from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
 from obsrelay.api.middleware import AccessLog, BodySizeLimit
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.config import Settings
@@ -63,6 +64,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(compat_jobs.router)
     app.include_router(v1_jobs.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outside the body limit, so that its 413 answers carry CORS headers too.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origin_list,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Site-Key"],
+        expose_headers=[ERROR_HEADER],
+        max_age=600,
+    )
     if settings.log_requests:
         app.add_middleware(AccessLog)
     return app

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_requests: bool = Field(False, description="Log one line per HTTP request.")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest request body.")
+    cors_origins: str = Field(
+        "*", description="Origins browsers may call from: '*' or a comma-separated list."
+    )
     job_expiry: float = Field(
         86400.0,
         description="An unread job older than this is never delivered and becomes EXPIRED "
@@ -99,6 +102,10 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return async_database_url(self.database_url)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def is_sqlite(self) -> bool:

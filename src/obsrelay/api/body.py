@@ -23,9 +23,11 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise InvalidInput("The request body is empty; send a JSON object.")
     try:
-        value = json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("The request body is not UTF-8 text.") from None
+    try:
+        value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"The request body is not valid JSON: {error.msg}.") from None
     except RecursionError:

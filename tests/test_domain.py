@@ -1,0 +1,110 @@
+"""The pure rules: names, statuses, seconds, transitions, ULIDs."""
+
+import pytest
+
+from obsrelay.domain.errors import Conflict, InvalidInput
+from obsrelay.domain.ids import MonotonicUlids, ulid_floor
+from obsrelay.domain.jobs import (
+    UNKNOWN_SECONDS,
+    Identity,
+    Job,
+    Queue,
+    QueueState,
+    check_status_change,
+    normalize_seconds,
+    normalize_status,
+    queues_to_cancel,
+    validate_site,
+)
+
+
+@pytest.mark.parametrize("name", ["mrc1", "mrc", "saf-2", "tst_x", "a.b", "A" * 64])
+def test_valid_sites(name):
+    assert validate_site(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a/b", "é", "x" * 65, None, 5, ["mrc1"]])
+def test_invalid_sites(name):
+    with pytest.raises(InvalidInput):
+        validate_site(name)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("started", "STARTED"),
+        (" Exposing ", "EXPOSING"),
+        ("COMPLETED", "COMPLETE"),
+        ("complete", "COMPLETE"),
+        ("canceled", "CANCELLED"),
+        ("FAILED", "FAILED"),
+        ("waiting for dome", "WAITING FOR DOME"),
+    ],
+)
+def test_status_normalization(raw, status):
+    assert normalize_status(raw) == status
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "unread", None, 3, "x" * 65, "<b>"])
+def test_bad_statuses(raw):
+    with pytest.raises(InvalidInput):
+        normalize_status(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [(None, -1), ("", -1), (5, 5), (5.9, 5), ("12", 12), (" 7.5 ", 7), (-1, -1), (-30, -1)],
+)
+def test_seconds_until_complete(raw, seconds):
+    assert normalize_seconds(raw) == seconds
+
+
+@pytest.mark.parametrize("raw", [True, "soon", [1], {"s": 1}, float("nan"), 10**12])
+def test_bad_seconds(raw):
+    with pytest.raises(InvalidInput):
+        normalize_seconds(raw)
+
+
+def test_final_status_is_final():
+    assert check_status_change("J", Queue.PRIMARY, "RECEIVED", "STARTED")
+    assert check_status_change("J", Queue.PRIMARY, "STARTED", "COMPLETE")
+    assert not check_status_change("J", Queue.PRIMARY, "COMPLETE", "COMPLETE")
+    for final in ("COMPLETE", "FAILED", "CANCELLED", "EXPIRED"):
+        with pytest.raises(Conflict):
+            check_status_change("J", Queue.PRIMARY, final, "STARTED")
+
+
+def _job(primary: str, alternate: str) -> Job:
+    return Job(
+        "J",
+        "s",
+        0,
+        "camera",
+        "camera1",
+        "expose",
+        {},
+        {},
+        Identity("u", "u"),
+        QueueState(primary, UNKNOWN_SECONDS, 0),
+        QueueState(alternate, UNKNOWN_SECONDS, 0),
+    )
+
+
+def test_cancel_rules():
+    assert queues_to_cancel(_job("UNREAD", "UNREAD")) == [Queue.PRIMARY, Queue.ALTERNATE]
+    assert queues_to_cancel(_job("COMPLETE", "UNREAD")) == [Queue.ALTERNATE]
+    assert queues_to_cancel(_job("CANCELLED", "CANCELLED")) == []
+    for primary, alternate in (("RECEIVED", "UNREAD"), ("UNREAD", "EXPOSING")):
+        with pytest.raises(Conflict, match="stop command"):
+            queues_to_cancel(_job(primary, alternate))
+    with pytest.raises(Conflict, match="already finished"):
+        queues_to_cancel(_job("COMPLETE", "EXPIRED"))
+
+
+def test_ulids_increase_within_one_millisecond():
+    ulids = MonotonicUlids()
+    made = [ulids.new(1_700_000_000_000) for _ in range(1000)]
+    assert made == sorted(made) and len(set(made)) == 1000
+    assert ulids.new(1_700_000_000_001) > made[-1]
+    assert ulids.new(1_600_000_000_000) > made[-1]  # the clock stepping back changes nothing
+    assert ulid_floor(1_700_000_000_000) <= made[0] < ulid_floor(1_700_000_000_001)
