@@ -16,21 +16,19 @@ from tests.servers import ServerProcess
 ULID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 
 
+def _snapshot(conn: sa.Connection) -> tuple[int, int, list[tuple[str, str, str]]]:
+    n_jobs = conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+    n_history = conn.execute(sa.select(sa.func.count()).select_from(job_history)).scalar_one()
+    states = conn.execute(
+        sa.select(jobs.c.ulid, jobs.c.primary_status, jobs.c.alternate_status)
+    ).all()
+    return n_jobs, n_history, sorted((row[0], row[1], row[2]) for row in states)
+
+
 async def _counts(url: str) -> tuple[int, int, list[tuple[str, str, str]]]:
     db = open_database(url)
     try:
-        async with db.read() as conn:
-            n_jobs = (await conn.execute(sa.select(sa.func.count()).select_from(jobs))).scalar()
-            n_history = (
-                await conn.execute(sa.select(sa.func.count()).select_from(job_history))
-            ).scalar()
-            states = [
-                tuple(row)
-                for row in await conn.execute(
-                    sa.select(jobs.c.ulid, jobs.c.primary_status, jobs.c.alternate_status)
-                )
-            ]
-        return int(n_jobs or 0), int(n_history or 0), sorted(states)
+        return await db.read(_snapshot)
     finally:
         await db.close()
 

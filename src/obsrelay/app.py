@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.db = db
         app.state.jobs = jobs
         sweeper = asyncio.create_task(_sweep_forever(jobs, settings.sweep_interval))
-        log.info("obsrelay %s ready on %s", __version__, db.engine.dialect.name)
+        log.info("obsrelay %s ready on %s", __version__, db.dialect)
         try:
             yield
         finally:

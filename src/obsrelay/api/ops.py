@@ -27,4 +27,4 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "detail": "The database does not answer."},
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "database": db.engine.dialect.name})
+    return JSONResponse({"status": "ok", "database": db.dialect})

@@ -123,6 +123,15 @@ class HistoryEntry:
     source: str
 
 
+def creation_history(job: Job) -> list[HistoryEntry]:
+    """The first entries of every job's history: UNREAD on both queues when it was made.
+
+    They follow from the job itself, so they are not stored as history rows.
+    """
+    source = f"user:{job.user.user_id}"
+    return [HistoryEntry(job.created_ms, queue, UNREAD, UNKNOWN_SECONDS, source) for queue in Queue]
+
+
 def validate_site(value: object, field: str = "site") -> str:
     """A site name: 1-64 letters, digits, '-', '_' or '.'."""
     if not isinstance(value, str):

@@ -1,14 +1,15 @@
 """The job queue: submit, claim exactly once, report status, cancel, expire, read.
 
 Both wire formats (the compatible /jobs API and /api/v1) call these methods, so every
-rule lives here once. Each method is one transaction on the store.
+rule lives here once. Each method runs one transaction on the store: the function it
+hands to `Database.write` or `Database.read` holds the whole of it.
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlalchemy as sa
 
 from obsrelay.domain import jobs as rules
 from obsrelay.domain.errors import NotFound
@@ -53,6 +54,13 @@ class JobPage:
     next_after: str | None
 
 
+def _get_at_site(conn: sa.Connection, site: str, ulid: str, *, for_update: bool) -> Job:
+    job = queries.get_job(conn, ulid, for_update=for_update)
+    if job is None or job.site != site:
+        raise NotFound(f"There is no job {ulid} at site {site}.")
+    return job
+
+
 class JobService:
     """The job queue's rules over one database."""
 
@@ -89,45 +97,48 @@ class JobService:
             primary=unread,
             alternate=unread,
         )
-        source = f"user:{new.user.user_id}"
-        history = [
-            (job.ulid, HistoryEntry(now, queue, UNREAD, UNKNOWN_SECONDS, source)) for queue in Queue
-        ]
-        cancelled: list[Job] = []
-        async with self._db.write() as conn:
-            await queries.insert_job(conn, job)
-            if new.is_cancel_all:
-                changed = await queries.cancel_open_before(conn, new.site, job.ulid, now)
-                cancel_source = f"cancel_all:{job.ulid}"
-                history += [
-                    (ulid, HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, cancel_source))
+
+        def store(conn: sa.Connection) -> Submitted:
+            # The job's first history entries (UNREAD on both queues) are its own row.
+            queries.insert_job(conn, job)
+            if not new.is_cancel_all:
+                return Submitted(job)
+            changed = queries.cancel_open_before(conn, new.site, job.ulid, now)
+            source = f"cancel_all:{job.ulid}"
+            queries.insert_history(
+                conn,
+                (
+                    (ulid, HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, source))
                     for ulid, queues in changed.items()
                     for queue in queues
-                ]
-                cancelled = await queries.get_jobs(conn, list(changed))
-            await queries.insert_history(conn, history)
-        return Submitted(job, cancelled)
+                ),
+            )
+            return Submitted(job, queries.get_jobs(conn, list(changed)))
+
+        return await self._db.write(store)
 
     async def claim(self, site: str, queue: Queue, limit: int | None = None) -> list[Job]:
         """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first."""
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
-        # Most polls find nothing: answer those from a read, without taking the write lock.
-        async with self._db.read() as conn:
-            if not await queries.has_unread(conn, site, queue, floor):
-                return []
-        async with self._db.write() as conn:
-            claimed = await queries.claim_unread(
+        # Most polls find nothing: answer those from a read, without a write transaction.
+        if not await self._db.read(lambda conn: queries.has_unread(conn, site, queue, floor)):
+            return []
+
+        def mark_received(conn: sa.Connection) -> list[Job]:
+            claimed = queries.claim_unread(
                 conn, site, queue, floor_ulid=floor, now_ms=now, limit=limit
             )
-            await queries.insert_history(
+            queries.insert_history(
                 conn,
                 (
                     (job.ulid, HistoryEntry(now, queue, RECEIVED, UNKNOWN_SECONDS, SOURCE_SITE))
                     for job in claimed
                 ),
             )
-        return claimed
+            return claimed
+
+        return await self._db.write(mark_received)
 
     async def report_status(
         self,
@@ -141,32 +152,36 @@ class JobService:
         """Sets `queue`'s status of one job; a finished job refuses any other status."""
         status = rules.normalize_status(status)
         now = self._clock_ms()
-        async with self._db.write() as conn:
-            job = await self._get_for_update(conn, site, ulid)
+
+        def update(conn: sa.Connection) -> Job:
+            job = _get_at_site(conn, site, ulid, for_update=True)
             if not rules.check_status_change(ulid, queue, job.state(queue).status, status):
                 return job
-            job = await queries.set_queue_state(
+            job = queries.set_queue_state(
                 conn, ulid, queue, QueueState(status, seconds_until_complete, now)
             )
-            await queries.insert_history(
-                conn, [(ulid, HistoryEntry(now, queue, status, seconds_until_complete, source))]
-            )
-        return job
+            entry = HistoryEntry(now, queue, status, seconds_until_complete, source)
+            queries.insert_history(conn, [(ulid, entry)])
+            return job
+
+        return await self._db.write(update)
 
     async def cancel(self, site: str, ulid: str, by: Identity) -> Job:
         """Cancels a job that no site has received yet (on every queue still UNREAD)."""
         now = self._clock_ms()
-        async with self._db.write() as conn:
-            job = await self._get_for_update(conn, site, ulid)
-            source = f"user:{by.user_id}"
+        source = f"user:{by.user_id}"
+
+        def cancel(conn: sa.Connection) -> Job:
+            job = _get_at_site(conn, site, ulid, for_update=True)
             for queue in rules.queues_to_cancel(job):
-                job = await queries.set_queue_state(
+                job = queries.set_queue_state(
                     conn, ulid, queue, QueueState(CANCELLED, UNKNOWN_SECONDS, now)
                 )
-                await queries.insert_history(
-                    conn, [(ulid, HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, source))]
-                )
-        return job
+                entry = HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, source)
+                queries.insert_history(conn, [(ulid, entry)])
+            return job
+
+        return await self._db.write(cancel)
 
     async def expire_stale(self, batch: int = 500) -> int:
         """Marks EXPIRED up to `batch` jobs per queue left UNREAD past the expiry time.
@@ -177,27 +192,26 @@ class JobService:
             return 0
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
-        expired = 0
-        for queue in Queue:
-            async with self._db.write() as conn:
-                ulids = await queries.expire_unread_before(conn, queue, floor, now, batch)
-                await queries.insert_history(
-                    conn,
-                    (
-                        (ulid, HistoryEntry(now, queue, EXPIRED, UNKNOWN_SECONDS, SOURCE_EXPIRY))
-                        for ulid in ulids
-                    ),
-                )
-            expired += len(ulids)
-        return expired
+
+        def expire(conn: sa.Connection) -> int:
+            count = 0
+            for queue in Queue:
+                ulids = queries.expire_unread_before(conn, queue, floor, now, batch)
+                entry = HistoryEntry(now, queue, EXPIRED, UNKNOWN_SECONDS, SOURCE_EXPIRY)
+                queries.insert_history(conn, ((ulid, entry) for ulid in ulids))
+                count += len(ulids)
+            return count
+
+        return await self._db.write(expire)
 
     async def recent(self, site: str, time_range_ms: int) -> list[Job]:
         """`site`'s jobs created in the last `time_range_ms`, oldest first."""
         since = self._clock_ms() - time_range_ms
-        async with self._db.read() as conn:
-            return await queries.list_jobs(
+        return await self._db.read(
+            lambda conn: queries.list_jobs(
                 conn, site, floor_ulid=ulid_floor(since), created_since_ms=since
             )
+        )
 
     async def page(
         self,
@@ -210,8 +224,8 @@ class JobService:
         limit: int = 100,
     ) -> JobPage:
         """One page of `site`'s jobs, optionally only those with `status` on `queue`."""
-        async with self._db.read() as conn:
-            found = await queries.list_jobs(
+        found = await self._db.read(
+            lambda conn: queries.list_jobs(
                 conn,
                 site,
                 status=status,
@@ -220,20 +234,16 @@ class JobService:
                 newest_first=newest_first,
                 limit=limit + 1,
             )
+        )
         more = len(found) > limit
         found = found[:limit]
         return JobPage(found, found[-1].ulid if more else None)
 
     async def get(self, site: str, ulid: str) -> tuple[Job, list[HistoryEntry]]:
         """One job with its whole status history, oldest change first."""
-        async with self._db.read() as conn:
-            job = await queries.get_job(conn, ulid)
-            if job is None or job.site != site:
-                raise NotFound(f"There is no job {ulid} at site {site}.")
-            return job, await queries.get_history(conn, ulid)
 
-    async def _get_for_update(self, conn: AsyncConnection, site: str, ulid: str) -> Job:
-        job = await queries.get_job(conn, ulid, for_update=True)
-        if job is None or job.site != site:
-            raise NotFound(f"There is no job {ulid} at site {site}.")
-        return job
+        def read(conn: sa.Connection) -> tuple[Job, list[HistoryEntry]]:
+            job = _get_at_site(conn, site, ulid, for_update=False)
+            return job, rules.creation_history(job) + queries.get_history(conn, ulid)
+
+        return await self._db.read(read)

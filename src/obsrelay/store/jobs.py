@@ -1,7 +1,7 @@
 """Queries on the jobs and job_history tables. The same statements run on SQLite and PostgreSQL.
 
-Every function takes the connection of a transaction that the caller (the jobs
-service) opened; none of them commits. Status literals that partial indexes depend on
+Every function takes the connection of a transaction that `Database.read` or
+`Database.write` runs; none of them commits. Status literals that partial indexes depend on
 are written into the SQL, not bound as parameters, so that both planners can use the
 indexes (a bound value is unknown when the plan is made).
 """
@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from obsrelay.domain.jobs import (
     CANCELLED,
@@ -26,6 +25,8 @@ from obsrelay.domain.jobs import (
 )
 from obsrelay.store.schema import job_history, jobs
 
+_INSERT_JOB = jobs.insert()
+_INSERT_HISTORY = job_history.insert()
 _UNREAD: sa.ColumnClause[str] = sa.literal_column(f"'{UNREAD}'")
 _FINAL: list[sa.ColumnClause[str]] = [
     sa.literal_column(f"'{status}'") for status in sorted(FINAL_STATUSES)
@@ -74,20 +75,21 @@ def row_to_job(row: sa.Row[Any]) -> Job:
     )
 
 
-async def insert_job(conn: AsyncConnection, job: Job) -> None:
-    await conn.execute(
-        jobs.insert().values(
-            ulid=job.ulid,
-            site=job.site,
-            created_ms=job.created_ms,
-            device_type=job.device_type,
-            device_instance=job.device_instance,
-            action=job.action,
-            required_params=job.required_params,
-            optional_params=job.optional_params,
-            user_id=job.user.user_id,
-            user_name=job.user.user_name,
-            user_roles=list(job.user.roles),
+def insert_job(conn: sa.Connection, job: Job) -> None:
+    conn.execute(
+        _INSERT_JOB,
+        {
+            "ulid": job.ulid,
+            "site": job.site,
+            "created_ms": job.created_ms,
+            "device_type": job.device_type,
+            "device_instance": job.device_instance,
+            "action": job.action,
+            "required_params": job.required_params,
+            "optional_params": job.optional_params,
+            "user_id": job.user.user_id,
+            "user_name": job.user.user_name,
+            "user_roles": list(job.user.roles),
             **_queue_values(
                 Queue.PRIMARY,
                 job.primary.status,
@@ -100,13 +102,11 @@ async def insert_job(conn: AsyncConnection, job: Job) -> None:
                 job.alternate.seconds_until_complete,
                 job.alternate.updated_ms,
             ),
-        )
+        },
     )
 
 
-async def insert_history(
-    conn: AsyncConnection, entries: Iterable[tuple[str, HistoryEntry]]
-) -> None:
+def insert_history(conn: sa.Connection, entries: Iterable[tuple[str, HistoryEntry]]) -> None:
     rows = [
         {
             "job_ulid": ulid,
@@ -119,26 +119,26 @@ async def insert_history(
         for ulid, entry in entries
     ]
     if rows:
-        await conn.execute(job_history.insert(), rows)
+        conn.execute(_INSERT_HISTORY, rows)
 
 
-async def get_job(conn: AsyncConnection, ulid: str, *, for_update: bool = False) -> Job | None:
+def get_job(conn: sa.Connection, ulid: str, *, for_update: bool = False) -> Job | None:
     query = sa.select(jobs).where(jobs.c.ulid == ulid)
     if for_update:
         query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return row_to_job(row) if row else None
 
 
-async def get_jobs(conn: AsyncConnection, ulids: Sequence[str]) -> list[Job]:
+def get_jobs(conn: sa.Connection, ulids: Sequence[str]) -> list[Job]:
     """The jobs with these ULIDs, oldest first."""
     if not ulids:
         return []
     query = sa.select(jobs).where(jobs.c.ulid.in_(ulids)).order_by(jobs.c.ulid)
-    return [row_to_job(row) for row in await conn.execute(query)]
+    return [row_to_job(row) for row in conn.execute(query)]
 
 
-async def set_queue_state(conn: AsyncConnection, ulid: str, queue: Queue, state: QueueState) -> Job:
+def set_queue_state(conn: sa.Connection, ulid: str, queue: Queue, state: QueueState) -> Job:
     query = (
         jobs.update()
         .where(jobs.c.ulid == ulid)
@@ -147,21 +147,34 @@ async def set_queue_state(conn: AsyncConnection, ulid: str, queue: Queue, state:
         )
         .returning(*jobs.c)
     )
-    return row_to_job((await conn.execute(query)).one())
+    return row_to_job((conn.execute(query)).one())
 
 
-async def has_unread(conn: AsyncConnection, site: str, queue: Queue, floor_ulid: str) -> bool:
-    """Whether `site` has a deliverable job on `queue`: a cheap check before claiming."""
-    query = (
+def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
+    return (
         sa.select(jobs.c.ulid)
-        .where(jobs.c.site == site, _status(queue) == _UNREAD, jobs.c.ulid >= floor_ulid)
+        .where(
+            jobs.c.site == sa.bindparam("site"),
+            _status(queue) == _UNREAD,
+            jobs.c.ulid >= sa.bindparam("floor"),
+        )
         .limit(1)
     )
-    return (await conn.execute(query)).first() is not None
 
 
-async def claim_unread(
-    conn: AsyncConnection,
+# Built once: every empty poll runs one of these, and building a statement costs more
+# than SQLite takes to answer it.
+_UNREAD_PROBES = {queue: _unread_probe(queue) for queue in Queue}
+
+
+def has_unread(conn: sa.Connection, site: str, queue: Queue, floor_ulid: str) -> bool:
+    """Whether `site` has a deliverable job on `queue`: a cheap check before claiming."""
+    found = conn.execute(_UNREAD_PROBES[queue], {"site": site, "floor": floor_ulid})
+    return found.first() is not None
+
+
+def claim_unread(
+    conn: sa.Connection,
     site: str,
     queue: Queue,
     *,
@@ -187,13 +200,13 @@ async def claim_unread(
         .values(**_queue_values(queue, "RECEIVED", UNKNOWN_SECONDS, now_ms))
         .returning(*jobs.c)
     )
-    claimed = [row_to_job(row) for row in await conn.execute(query)]
+    claimed = [row_to_job(row) for row in conn.execute(query)]
     claimed.sort(key=lambda job: job.ulid)
     return claimed
 
 
-async def cancel_open_before(
-    conn: AsyncConnection, site: str, before_ulid: str, now_ms: int
+def cancel_open_before(
+    conn: sa.Connection, site: str, before_ulid: str, now_ms: int
 ) -> dict[str, list[Queue]]:
     """Sets CANCELLED on every queue of `site`'s earlier jobs that is not final yet.
 
@@ -211,13 +224,13 @@ async def cancel_open_before(
             .values(**_queue_values(queue, CANCELLED, UNKNOWN_SECONDS, now_ms))
             .returning(jobs.c.ulid)
         )
-        for (ulid,) in await conn.execute(query):
+        for (ulid,) in conn.execute(query):
             changed.setdefault(ulid, []).append(queue)
     return changed
 
 
-async def expire_unread_before(
-    conn: AsyncConnection, queue: Queue, floor_ulid: str, now_ms: int, limit: int
+def expire_unread_before(
+    conn: sa.Connection, queue: Queue, floor_ulid: str, now_ms: int, limit: int
 ) -> list[str]:
     """Sets EXPIRED on up to `limit` jobs still UNREAD on `queue` and older than `floor_ulid`."""
     pick = (
@@ -233,11 +246,11 @@ async def expire_unread_before(
         .values(**_queue_values(queue, EXPIRED, UNKNOWN_SECONDS, now_ms))
         .returning(jobs.c.ulid)
     )
-    return [ulid for (ulid,) in await conn.execute(query)]
+    return [ulid for (ulid,) in conn.execute(query)]
 
 
-async def list_jobs(
-    conn: AsyncConnection,
+def list_jobs(
+    conn: sa.Connection,
     site: str,
     *,
     floor_ulid: str | None = None,
@@ -259,10 +272,10 @@ async def list_jobs(
     if after is not None:
         query = query.where(jobs.c.ulid < after if newest_first else jobs.c.ulid > after)
     query = query.order_by(jobs.c.ulid.desc() if newest_first else jobs.c.ulid).limit(limit)
-    return [row_to_job(row) for row in await conn.execute(query)]
+    return [row_to_job(row) for row in conn.execute(query)]
 
 
-async def get_history(conn: AsyncConnection, ulid: str) -> list[HistoryEntry]:
+def get_history(conn: sa.Connection, ulid: str) -> list[HistoryEntry]:
     query = sa.select(job_history).where(job_history.c.job_ulid == ulid).order_by(job_history.c.id)
     return [
         HistoryEntry(
@@ -272,5 +285,5 @@ async def get_history(conn: AsyncConnection, ulid: str) -> list[HistoryEntry]:
             seconds_until_complete=row.seconds_until_complete,
             source=row.source,
         )
-        for row in await conn.execute(query)
+        for row in conn.execute(query)
     ]

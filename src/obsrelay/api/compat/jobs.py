@@ -13,6 +13,7 @@ from obsrelay.api.compat.wire import (
     parse_time_range_ms,
     parse_ulid,
 )
+from obsrelay.api.deps import job_service
 from obsrelay.api.errors import error_response, status_for
 from obsrelay.api.identity import user_from_compat_body
 from obsrelay.domain.errors import ObsrelayError
@@ -41,11 +42,6 @@ NEWJOB_KEYS = (
     "user_id",
 )
 ONE_DAY_MS = 24 * 3600 * 1000
-
-
-def job_service(request: Request) -> JobService:
-    service: JobService = request.app.state.jobs
-    return service
 
 
 async def newjob_body(body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:

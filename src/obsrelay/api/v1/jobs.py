@@ -2,8 +2,9 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
+from obsrelay.api.deps import job_service
 from obsrelay.api.identity import user
 from obsrelay.api.v1.models import (
     ClaimIn,
@@ -28,12 +29,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=_ERRORS)
 
 
-def job_service(request: Request) -> JobService:
-    service: JobService = request.app.state.jobs
-    return service
-
-
-def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:
+async def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:
     return validate_site(site)
 
 

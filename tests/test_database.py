@@ -1,0 +1,119 @@
+"""How transactions run on each backend: isolation of failures, and SQLite's lock handling."""
+
+import asyncio
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from obsrelay.store.database import Database, open_database
+from obsrelay.store.schema import jobs
+
+
+def _count(site: str):
+    def count(conn: sa.Connection) -> int:
+        query = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.site == site)
+        return conn.execute(query).scalar_one()
+
+    return count
+
+
+def _insert(ulid: str, site: str):
+    def insert(conn: sa.Connection) -> str:
+        conn.execute(
+            jobs.insert(),
+            {
+                "ulid": ulid,
+                "site": site,
+                "created_ms": 0,
+                "device_type": "d",
+                "device_instance": "i",
+                "action": "a",
+                "required_params": {},
+                "optional_params": {},
+                "user_id": "u",
+                "user_name": "u",
+                "user_roles": [],
+                "primary_status": "UNREAD",
+                "primary_seconds": -1,
+                "primary_updated_ms": 0,
+                "alternate_status": "UNREAD",
+                "alternate_seconds": -1,
+                "alternate_updated_ms": 0,
+            },
+        )
+        return ulid
+
+    return insert
+
+
+async def test_a_failing_transaction_leaves_concurrent_ones_alone(db: Database, site: str):
+    def fail_after_insert(conn: sa.Connection) -> None:
+        _insert(f"{site[-10:]}FAIL0000000000000"[:26], site)(conn)
+        raise RuntimeError("boom")
+
+    ulids = [f"{site[-10:]}{i:016d}"[:26] for i in range(5)]
+    results = await asyncio.gather(
+        *(db.write(_insert(ulid, site)) for ulid in ulids[:3]),
+        db.write(fail_after_insert),
+        *(db.write(_insert(ulid, site)) for ulid in ulids[3:]),
+        return_exceptions=True,
+    )
+    assert results[:3] + results[4:] == ulids
+    assert isinstance(results[3], RuntimeError)
+    assert await db.read(_count(site)) == 5
+    # A duplicate key fails alone too, and the database stays usable.
+    outcomes = await asyncio.gather(
+        db.write(_insert(ulids[0], site)),
+        db.write(_insert(f"{site[-10:]}{99:016d}"[:26], site)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], sa.exc.IntegrityError)
+    assert isinstance(outcomes[1], str)
+    assert await db.read(_count(site)) == 6
+
+
+async def test_sqlite_waits_for_another_process_lock_without_blocking_the_loop(tmp_path, site):
+    path = tmp_path / "locked.db"
+    db = open_database(f"sqlite:///{path}")
+    await db.upgrade()
+    try:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        released = threading.Event()
+
+        def release_later() -> None:
+            released.wait(5)
+            other.execute("COMMIT")
+
+        threading.Thread(target=release_later, daemon=True).start()
+        write = asyncio.create_task(db.write(_insert(f"{site[-10:]}{1:016d}"[:26], site)))
+        await asyncio.sleep(0.2)
+        assert not write.done(), "the write should wait for the lock"
+        # Meanwhile the loop runs, and reads are answered.
+        assert await db.read(_count(site)) == 0
+        released.set()
+        assert await asyncio.wait_for(write, 10)
+        assert await db.read(_count(site)) == 1
+        # After the lock is gone, writes take the fast path again.
+        await db.write(_insert(f"{site[-10:]}{2:016d}"[:26], site))
+        assert await db.read(_count(site)) == 2
+        other.close()
+    finally:
+        await db.close()
+
+
+async def test_a_cancelled_caller_before_commit_stores_nothing(tmp_path, site):
+    db = open_database(f"sqlite:///{tmp_path / 'cancel.db'}")
+    await db.upgrade()
+    try:
+        task = asyncio.create_task(db.write(_insert(f"{site[-10:]}{3:016d}"[:26], site)))
+        await asyncio.sleep(0)  # queued for the next group commit
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.01)
+        assert await db.read(_count(site)) == 0
+    finally:
+        await db.close()
