@@ -145,24 +145,23 @@ class JobService:
         site: str,
         ulid: str,
         queue: Queue,
-        status: str,
+        status: object,
         seconds_until_complete: int = UNKNOWN_SECONDS,
         source: str = SOURCE_SITE,
     ) -> Job:
-        """Sets `queue`'s status of one job; a finished job refuses any other status."""
-        status = rules.normalize_status(status)
+        """Sets `queue`'s status of one job; a finished job refuses any other status.
+
+        `status` is what the site sent; it is checked and normalized here.
+        """
+        new_status = rules.normalize_status(status)
         now = self._clock_ms()
 
         def update(conn: sa.Connection) -> Job:
             job = _get_at_site(conn, site, ulid, for_update=True)
-            if not rules.check_status_change(ulid, queue, job.state(queue).status, status):
+            if not rules.check_status_change(ulid, queue, job.state(queue).status, new_status):
                 return job
-            job = queries.set_queue_state(
-                conn, ulid, queue, QueueState(status, seconds_until_complete, now)
-            )
-            entry = HistoryEntry(now, queue, status, seconds_until_complete, source)
-            queries.insert_history(conn, [(ulid, entry)])
-            return job
+            state = QueueState(new_status, seconds_until_complete, now)
+            return queries.record_change(conn, ulid, queue, state, source)
 
         return await self._db.write(update)
 
@@ -174,11 +173,8 @@ class JobService:
         def cancel(conn: sa.Connection) -> Job:
             job = _get_at_site(conn, site, ulid, for_update=True)
             for queue in rules.queues_to_cancel(job):
-                job = queries.set_queue_state(
-                    conn, ulid, queue, QueueState(CANCELLED, UNKNOWN_SECONDS, now)
-                )
-                entry = HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, source)
-                queries.insert_history(conn, [(ulid, entry)])
+                state = QueueState(CANCELLED, UNKNOWN_SECONDS, now)
+                job = queries.record_change(conn, ulid, queue, state, source)
             return job
 
         return await self._db.write(cancel)
@@ -196,10 +192,10 @@ class JobService:
         def expire(conn: sa.Connection) -> int:
             count = 0
             for queue in Queue:
-                ulids = queries.expire_unread_before(conn, queue, floor, now, batch)
+                expired = queries.expire_unread_before(conn, queue, floor, now, batch)
                 entry = HistoryEntry(now, queue, EXPIRED, UNKNOWN_SECONDS, SOURCE_EXPIRY)
-                queries.insert_history(conn, ((ulid, entry) for ulid in ulids))
-                count += len(ulids)
+                queries.insert_history(conn, ((job.ulid, entry) for job in expired))
+                count += len(expired)
             return count
 
         return await self._db.write(expire)

@@ -15,6 +15,7 @@ from obsrelay.domain.jobs import (
     CANCELLED,
     EXPIRED,
     FINAL_STATUSES,
+    RECEIVED,
     UNKNOWN_SECONDS,
     UNREAD,
     HistoryEntry,
@@ -167,10 +168,54 @@ def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
 _UNREAD_PROBES = {queue: _unread_probe(queue) for queue in Queue}
 
 
+def record_change(
+    conn: sa.Connection, ulid: str, queue: Queue, state: QueueState, source: str
+) -> Job:
+    """Sets one queue's state of a job and adds the change to its history."""
+    job = set_queue_state(conn, ulid, queue, state)
+    entry = HistoryEntry(
+        state.updated_ms, queue, state.status, state.seconds_until_complete, source
+    )
+    insert_history(conn, [(ulid, entry)])
+    return job
+
+
 def has_unread(conn: sa.Connection, site: str, queue: Queue, floor_ulid: str) -> bool:
     """Whether `site` has a deliverable job on `queue`: a cheap check before claiming."""
     found = conn.execute(_UNREAD_PROBES[queue], {"site": site, "floor": floor_ulid})
     return found.first() is not None
+
+
+def _take_unread(
+    conn: sa.Connection,
+    queue: Queue,
+    where: list[sa.ColumnElement[bool]],
+    new_status: str,
+    now_ms: int,
+    limit: int | None,
+) -> list[Job]:
+    """Moves the oldest jobs UNREAD on `queue` that match `where` to `new_status`.
+
+    One statement: the rows are picked and changed together, and on PostgreSQL rows
+    that a concurrent transaction holds are skipped, so no two take the same job.
+    Returns the changed jobs, oldest first.
+    """
+    pick = (
+        sa.select(jobs.c.ulid)
+        .where(_status(queue) == _UNREAD, *where)
+        .order_by(jobs.c.ulid)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    query = (
+        jobs.update()
+        .where(jobs.c.ulid.in_(_picked(pick)), _status(queue) == _UNREAD)
+        .values(**_queue_values(queue, new_status, UNKNOWN_SECONDS, now_ms))
+        .returning(*jobs.c)
+    )
+    taken = [row_to_job(row) for row in conn.execute(query)]
+    taken.sort(key=lambda job: job.ulid)
+    return taken
 
 
 def claim_unread(
@@ -182,27 +227,9 @@ def claim_unread(
     now_ms: int,
     limit: int | None = None,
 ) -> list[Job]:
-    """Marks `site`'s UNREAD jobs on `queue` RECEIVED and returns them, oldest first.
-
-    One statement: the rows are picked and marked together, and on PostgreSQL rows
-    that a concurrent claim holds are skipped, so no job is ever returned twice.
-    """
-    pick = (
-        sa.select(jobs.c.ulid)
-        .where(jobs.c.site == site, _status(queue) == _UNREAD, jobs.c.ulid >= floor_ulid)
-        .order_by(jobs.c.ulid)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    query = (
-        jobs.update()
-        .where(jobs.c.ulid.in_(_picked(pick)), _status(queue) == _UNREAD)
-        .values(**_queue_values(queue, "RECEIVED", UNKNOWN_SECONDS, now_ms))
-        .returning(*jobs.c)
-    )
-    claimed = [row_to_job(row) for row in conn.execute(query)]
-    claimed.sort(key=lambda job: job.ulid)
-    return claimed
+    """Marks `site`'s deliverable UNREAD jobs on `queue` RECEIVED; returns them, oldest first."""
+    where = [jobs.c.site == site, jobs.c.ulid >= floor_ulid]
+    return _take_unread(conn, queue, where, RECEIVED, now_ms, limit)
 
 
 def cancel_open_before(
@@ -231,22 +258,9 @@ def cancel_open_before(
 
 def expire_unread_before(
     conn: sa.Connection, queue: Queue, floor_ulid: str, now_ms: int, limit: int
-) -> list[str]:
+) -> list[Job]:
     """Sets EXPIRED on up to `limit` jobs still UNREAD on `queue` and older than `floor_ulid`."""
-    pick = (
-        sa.select(jobs.c.ulid)
-        .where(_status(queue) == _UNREAD, jobs.c.ulid < floor_ulid)
-        .order_by(jobs.c.ulid)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    query = (
-        jobs.update()
-        .where(jobs.c.ulid.in_(_picked(pick)), _status(queue) == _UNREAD)
-        .values(**_queue_values(queue, EXPIRED, UNKNOWN_SECONDS, now_ms))
-        .returning(jobs.c.ulid)
-    )
-    return [ulid for (ulid,) in conn.execute(query)]
+    return _take_unread(conn, queue, [jobs.c.ulid < floor_ulid], EXPIRED, now_ms, limit)
 
 
 def list_jobs(

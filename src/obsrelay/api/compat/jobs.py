@@ -86,19 +86,23 @@ async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) 
     return JSONResponse([job_to_wire(job) for job in claimed])
 
 
+async def _report(jobs: JobService, body: dict[str, Any], status: object) -> JSONResponse:
+    job = await jobs.report_status(
+        validate_site(body["site"]),
+        parse_ulid(body["ulid"]),
+        parse_queue(body),
+        status,
+        normalize_seconds(body.get("secondsUntilComplete")),
+    )
+    return JSONResponse(job_to_wire(job))
+
+
 @router.post("/updatejobstatus", summary="Report a job's status (from the site)")
 async def updatejobstatus(
     body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
 ) -> JSONResponse:
     require(body, "site", "ulid", "newStatus")
-    job = await jobs.report_status(
-        validate_site(body["site"]),
-        parse_ulid(body["ulid"]),
-        parse_queue(body),
-        body["newStatus"],
-        normalize_seconds(body.get("secondsUntilComplete")),
-    )
-    return JSONResponse(job_to_wire(job))
+    return await _report(jobs, body, body["newStatus"])
 
 
 @router.post("/startjob", summary="Report that a job started (from the site)")
@@ -106,14 +110,7 @@ async def startjob(
     body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
 ) -> JSONResponse:
     require(body, "site", "ulid")
-    job = await jobs.report_status(
-        validate_site(body["site"]),
-        parse_ulid(body["ulid"]),
-        parse_queue(body),
-        STARTED,
-        normalize_seconds(body.get("secondsUntilComplete")),
-    )
-    return JSONResponse(job_to_wire(job))
+    return await _report(jobs, body, STARTED)
 
 
 @router.post("/getrecentjobs", summary="A site's jobs from the last timeRange milliseconds")

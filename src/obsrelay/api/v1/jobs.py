@@ -15,7 +15,7 @@ from obsrelay.api.v1.models import (
     StatusIn,
     SubmitJobIn,
 )
-from obsrelay.domain.jobs import Identity, NewJob, Queue, normalize_status, validate_site
+from obsrelay.domain.jobs import Identity, NewJob, Queue, validate_site
 from obsrelay.services.jobs import JobService
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -94,7 +94,7 @@ async def get_job(site: Site, ulid: str, jobs: Jobs) -> JobDetailOut:
 @router.post("/{ulid}/status", summary="Report a job's status (from the site)")
 async def report_status(site: Site, ulid: str, body: StatusIn, jobs: Jobs) -> JobOut:
     job = await jobs.report_status(
-        site, ulid, Queue(body.queue), normalize_status(body.status), body.seconds_until_complete
+        site, ulid, Queue(body.queue), body.status, body.seconds_until_complete
     )
     return JobOut.of(job)
 
