@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse
 
 from obsrelay.api.body import json_object, require
 from obsrelay.api.compat.wire import (
-    job_to_wire,
     parse_queue,
     parse_time_range_ms,
     parse_ulid,
@@ -21,6 +20,7 @@ from obsrelay.domain.jobs import (
     STARTED,
     Identity,
     NewJob,
+    job_to_wire,
     normalize_seconds,
     validate_name,
     validate_params,

@@ -1,37 +1,12 @@
-"""The hosted jobs service's shapes: jobs as dicts with its key names, and its loose inputs."""
+"""The hosted jobs service's loose inputs, read as its clients send them."""
 
 from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
-from obsrelay.domain.jobs import Job, Queue, status_id
+from obsrelay.domain.jobs import Queue
 
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
-
-
-def job_to_wire(job: Job) -> dict[str, Any]:
-    """A job with every key the site software and browser index (CONTRACT section 2).
-
-    `statusId` and `secondsUntilComplete` are the primary queue's; the alternate
-    queue's state is in `alternateStatusId` and `alternateSecondsUntilComplete`.
-    """
-    return {
-        "site": job.site,
-        "ulid": job.ulid,
-        "statusId": status_id(job, Queue.PRIMARY),
-        "timestamp_ms": job.created_ms,
-        "deviceType": job.device_type,
-        "deviceInstance": job.device_instance,
-        "action": job.action,
-        "required_params": job.required_params,
-        "optional_params": job.optional_params,
-        "user_name": job.user.user_name,
-        "user_id": job.user.user_id,
-        "user_roles": list(job.user.roles),
-        "secondsUntilComplete": job.primary.seconds_until_complete,
-        "alternateStatusId": status_id(job, Queue.ALTERNATE),
-        "alternateSecondsUntilComplete": job.alternate.seconds_until_complete,
-    }
 
 
 def parse_queue(body: dict[str, Any]) -> Queue:
