@@ -7,7 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from obsrelay.bus import MemoryBus
 from obsrelay.services.jobs import JobService
+from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
 from tests.servers import ServerProcess, fresh_postgres_database, start_server
 
@@ -43,8 +45,13 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def jobs(db: Database) -> JobService:
-    return JobService(db)
+def events(db: Database) -> EventLog:
+    return EventLog(db, MemoryBus())
+
+
+@pytest.fixture
+def jobs(db: Database, events: EventLog) -> JobService:
+    return JobService(db, events)
 
 
 @pytest.fixture

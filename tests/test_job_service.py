@@ -15,6 +15,7 @@ from obsrelay.domain.jobs import (
     Queue,
 )
 from obsrelay.services.jobs import JobService
+from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database
 from tests.helpers import USER, new_job
 
@@ -122,9 +123,9 @@ async def test_cancel_unread_job_and_refuse_received_one(jobs: JobService, site)
         await jobs.cancel(site, received.ulid, USER)
 
 
-async def test_unread_jobs_expire(db: Database, site):
+async def test_unread_jobs_expire(db: Database, events: EventLog, site):
     clock = [1_000_000_000_000]
-    jobs = JobService(db, expiry_seconds=60, clock_ms=lambda: clock[0])
+    jobs = JobService(db, events, expiry_seconds=60, clock_ms=lambda: clock[0])
     old = (await jobs.submit(new_job(site))).job
     clock[0] += 61_000
     fresh = (await jobs.submit(new_job(site))).job

@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from obsrelay.bus import MemoryBus
 from obsrelay.domain.errors import Conflict
 from obsrelay.domain.jobs import CANCEL_ALL_ACTION, FINAL_STATUSES, Queue
 from obsrelay.services.jobs import JobService
+from obsrelay.services.stream import EventLog
 from obsrelay.store.database import open_database
 from tests.helpers import new_job
 
@@ -37,7 +39,7 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             self.loop = asyncio.new_event_loop()
             self.db = open_database(database_url)
             self.run(self.db.upgrade())
-            self.service = JobService(self.db)
+            self.service = JobService(self.db, EventLog(self.db, MemoryBus()))
             self.site = f"sm-{uuid.uuid4().hex[:10]}"
             self.model: dict[str, dict[Queue, str]] = {}
             self.changes: dict[str, int] = {}

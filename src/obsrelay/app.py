@@ -1,37 +1,42 @@
-"""create_app(settings): wiring only. Builds the store, the services and the HTTP routes."""
+"""create_app(settings): wiring only. Builds the store, the bus, the services and the routes."""
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from obsrelay import __version__
-from obsrelay.api import ops
+from obsrelay.api import datastream, ops
 from obsrelay.api.compat import jobs as compat_jobs
+from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
 from obsrelay.api.middleware import AccessLog, BodySizeLimit
 from obsrelay.api.v1 import jobs as v1_jobs
+from obsrelay.api.v1 import messages as v1_messages
+from obsrelay.bus import open_bus
 from obsrelay.config import Settings
 from obsrelay.services.jobs import JobService
+from obsrelay.services.messages import MessageService
+from obsrelay.services.stream import EventLog, Hub
 from obsrelay.store.database import open_database
 
 log = logging.getLogger("obsrelay")
 _SWEEP_BATCH = 500
 
 
-async def _sweep_forever(jobs: JobService, interval: float) -> None:
-    """Expires stale unread jobs every `interval` seconds, a bounded batch at a time."""
+async def _sweep_forever(
+    name: str, sweep: Callable[[int], Awaitable[int]], interval: float
+) -> None:
+    """Runs a bounded clean-up every `interval` seconds; a full batch goes on at once."""
     while True:
         try:
-            expired = await jobs.expire_stale(_SWEEP_BATCH)
-            # A full batch means more may be waiting: go on without sleeping.
-            if expired >= _SWEEP_BATCH:
+            if await sweep(_SWEEP_BATCH) >= _SWEEP_BATCH:
                 continue
         except Exception:
-            log.exception("expiry sweep failed; retrying in %.0f s", interval)
+            log.exception("%s sweep failed; retrying in %.0f s", name, interval)
         await asyncio.sleep(interval)
 
 
@@ -40,17 +45,38 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = open_database(settings.database_url)
         await db.upgrade()
-        jobs = JobService(db, expiry_seconds=settings.job_expiry)
+        bus = open_bus(settings.bus_url)
+        events = EventLog(db, bus)
+        hub = Hub(events, datastream.render_frame)
+        app.state.settings = settings
         app.state.db = db
-        app.state.jobs = jobs
-        sweeper = asyncio.create_task(_sweep_forever(jobs, settings.sweep_interval))
-        log.info("obsrelay %s ready on %s", __version__, db.dialect)
+        app.state.bus = bus
+        app.state.events = events
+        app.state.hub = hub
+        app.state.jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
+        app.state.messages = MessageService(
+            db, events, retention_seconds=settings.message_retention
+        )
+        await hub.start()
+        await bus.start(hub.on_bus_message)
+        sweepers = [
+            asyncio.create_task(
+                _sweep_forever("expiry", app.state.jobs.expire_stale, settings.sweep_interval)
+            ),
+            asyncio.create_task(
+                _sweep_forever("retention", app.state.messages.forget_old, settings.sweep_interval)
+            ),
+        ]
+        log.info("obsrelay %s ready on %s, bus %s", __version__, db.dialect, settings.bus_url)
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for sweeper in sweepers:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await bus.close()
+            await hub.close()
             await db.close()
 
     app = FastAPI(
@@ -62,7 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops.router)
     app.include_router(compat_jobs.router)
+    app.include_router(compat_logs.router)
     app.include_router(v1_jobs.router)
+    app.include_router(v1_messages.router)
+    app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outside the body limit, so that its 413 answers carry CORS headers too.
     app.add_middleware(

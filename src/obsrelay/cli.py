@@ -56,6 +56,10 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
+        # Websocket keep-alive: a ping every 20 s keeps idle datastream connections open
+        # through proxies; a client that does not answer within 20 s is dropped.
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
     )
 
 

@@ -75,7 +75,23 @@ class Settings(BaseSettings):
         description="An unread job older than this is never delivered and becomes EXPIRED "
         "(seconds or '12h', '1d'; 0 turns expiry off).",
     )
-    sweep_interval: float = Field(60.0, gt=0, description="Seconds between expiry sweeps.")
+    sweep_interval: float = Field(
+        60.0, gt=0, description="Seconds between expiry and retention sweeps."
+    )
+    message_retention: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="User status messages, and the datastream's replay log, are kept this long.",
+    )
+    bus_url: str = Field(
+        "memory://", description="memory:// (one process) or redis://host:port/db (several)."
+    )
+    datastream_path: str = Field("/datastream", description="Path of the datastream websocket.")
+    stream_queue_frames: int = Field(
+        1000,
+        ge=10,
+        description="Frames a slow websocket client may fall behind before it is closed.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -94,7 +110,21 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
 
-    @field_validator("job_expiry", "sweep_interval", mode="before")
+    @field_validator("bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("datastream_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not value.startswith("/") or " " in value:
+            raise ValueError("must be a URL path starting with '/', e.g. /datastream")
+        return value
+
+    @field_validator("job_expiry", "sweep_interval", "message_retention", mode="before")
     @classmethod
     def _parse_duration(cls, value: object) -> float:
         return parse_duration(value)

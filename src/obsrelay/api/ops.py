@@ -1,10 +1,15 @@
-"""Operations endpoints: /healthz (the process is alive) and /readyz (the database answers)."""
+"""Operations endpoints: /healthz (the process is alive) and /readyz (the database answers).
+
+A bus that is reconnecting does not make the server unready: requests still work,
+and the datastream catches up from the store.
+"""
 
 import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from obsrelay.bus import Bus
 from obsrelay.store.database import Database
 
 log = logging.getLogger("obsrelay.api")
@@ -27,4 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "detail": "The database does not answer."},
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "database": db.dialect})
+    bus: Bus = request.app.state.bus
+    return JSONResponse(
+        {"status": "ok", "database": db.dialect, "bus": "ok" if bus.healthy else "reconnecting"}
+    )

@@ -27,6 +27,7 @@ from obsrelay.domain.jobs import (
     Queue,
     QueueState,
 )
+from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
 
@@ -44,6 +45,7 @@ class Submitted:
 
     job: Job
     cancelled: list[Job] = field(default_factory=list)
+    events: list[StreamEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,20 @@ class JobPage:
 
     jobs: list[Job]
     next_after: str | None
+
+
+def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[StreamEvent]:
+    """Adds each changed job, as it is now, to its site's datastream log."""
+    by_site: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_site.setdefault(job.site, []).append(job)
+    return [
+        event
+        for site, changed in by_site.items()
+        for event in EventLog.append(
+            conn, site, TOPIC_JOBS, [rules.job_to_wire(job) for job in changed], now_ms
+        )
+    ]
 
 
 def _get_at_site(conn: sa.Connection, site: str, ulid: str, *, for_update: bool) -> Job:
@@ -67,11 +83,13 @@ class JobService:
     def __init__(
         self,
         db: Database,
+        events: EventLog,
         *,
         expiry_seconds: float = 86400.0,
         clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._db = db
+        self._events = events
         self._expiry_ms = int(expiry_seconds * 1000)
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
@@ -102,7 +120,7 @@ class JobService:
             # The job's first history entries (UNREAD on both queues) are its own row.
             queries.insert_job(conn, job)
             if not new.is_cancel_all:
-                return Submitted(job)
+                return Submitted(job, events=_job_events(conn, [job], now))
             changed = queries.cancel_open_before(conn, new.site, job.ulid, now)
             source = f"cancel_all:{job.ulid}"
             queries.insert_history(
@@ -113,9 +131,12 @@ class JobService:
                     for queue in queues
                 ),
             )
-            return Submitted(job, queries.get_jobs(conn, list(changed)))
+            cancelled = queries.get_jobs(conn, list(changed))
+            return Submitted(job, cancelled, _job_events(conn, [*cancelled, job], now))
 
-        return await self._db.write(store)
+        submitted = await self._db.write(store)
+        await self._events.announce(submitted.events)
+        return submitted
 
     async def claim(self, site: str, queue: Queue, limit: int | None = None) -> list[Job]:
         """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first."""
@@ -125,7 +146,7 @@ class JobService:
         if not await self._db.read(lambda conn: queries.has_unread(conn, site, queue, floor)):
             return []
 
-        def mark_received(conn: sa.Connection) -> list[Job]:
+        def mark_received(conn: sa.Connection) -> tuple[list[Job], list[StreamEvent]]:
             claimed = queries.claim_unread(
                 conn, site, queue, floor_ulid=floor, now_ms=now, limit=limit
             )
@@ -136,9 +157,11 @@ class JobService:
                     for job in claimed
                 ),
             )
-            return claimed
+            return claimed, _job_events(conn, claimed, now)
 
-        return await self._db.write(mark_received)
+        claimed, events = await self._db.write(mark_received)
+        await self._events.announce(events)
+        return claimed
 
     async def report_status(
         self,
@@ -156,28 +179,34 @@ class JobService:
         new_status = rules.normalize_status(status)
         now = self._clock_ms()
 
-        def update(conn: sa.Connection) -> Job:
+        def update(conn: sa.Connection) -> tuple[Job, list[StreamEvent]]:
             job = _get_at_site(conn, site, ulid, for_update=True)
             if not rules.check_status_change(ulid, queue, job.state(queue).status, new_status):
-                return job
+                return job, []
             state = QueueState(new_status, seconds_until_complete, now)
-            return queries.record_change(conn, ulid, queue, state, source)
+            job = queries.record_change(conn, ulid, queue, state, source)
+            return job, _job_events(conn, [job], now)
 
-        return await self._db.write(update)
+        job, events = await self._db.write(update)
+        await self._events.announce(events)
+        return job
 
     async def cancel(self, site: str, ulid: str, by: Identity) -> Job:
         """Cancels a job that no site has received yet (on every queue still UNREAD)."""
         now = self._clock_ms()
         source = f"user:{by.user_id}"
 
-        def cancel(conn: sa.Connection) -> Job:
+        def cancel(conn: sa.Connection) -> tuple[Job, list[StreamEvent]]:
             job = _get_at_site(conn, site, ulid, for_update=True)
-            for queue in rules.queues_to_cancel(job):
+            queues = rules.queues_to_cancel(job)
+            for queue in queues:
                 state = QueueState(CANCELLED, UNKNOWN_SECONDS, now)
                 job = queries.record_change(conn, ulid, queue, state, source)
-            return job
+            return job, _job_events(conn, [job], now) if queues else []
 
-        return await self._db.write(cancel)
+        job, events = await self._db.write(cancel)
+        await self._events.announce(events)
+        return job
 
     async def expire_stale(self, batch: int = 500) -> int:
         """Marks EXPIRED up to `batch` jobs per queue left UNREAD past the expiry time.
@@ -189,16 +218,18 @@ class JobService:
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
 
-        def expire(conn: sa.Connection) -> int:
-            count = 0
+        def expire(conn: sa.Connection) -> list[StreamEvent]:
+            events = []
             for queue in Queue:
                 expired = queries.expire_unread_before(conn, queue, floor, now, batch)
                 entry = HistoryEntry(now, queue, EXPIRED, UNKNOWN_SECONDS, SOURCE_EXPIRY)
                 queries.insert_history(conn, ((job.ulid, entry) for job in expired))
-                count += len(expired)
-            return count
+                events += _job_events(conn, expired, now)
+            return events
 
-        return await self._db.write(expire)
+        events = await self._db.write(expire)
+        await self._events.announce(events)
+        return len(events)
 
     async def recent(self, site: str, time_range_ms: int) -> list[Job]:
         """`site`'s jobs created in the last `time_range_ms`, oldest first."""

@@ -63,3 +63,38 @@ job_history = sa.Table(
     sa.Column("source", sa.Text, nullable=False),
     sa.Index("ix_job_history_job", "job_ulid", "id"),
 )
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("ulid", sa.String(26), primary_key=True),
+    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_messages_site_timestamp", "site", "timestamp"),
+    sa.Index("ix_messages_site_ulid", "site", "ulid"),
+    sa.Index("ix_messages_timestamp", "timestamp"),
+)
+
+# The datastream's log: every stored event of a site (a message, a job change) with a
+# per-site sequence number. `stream_heads` holds each site's last number; taking the
+# next one locks that row until commit, so numbers become visible in commit order and
+# a reader resuming after number n can never miss one that commits late.
+stream_heads = sa.Table(
+    "stream_heads",
+    metadata,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+stream_events = sa.Table(
+    "stream_events",
+    metadata,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("topic", sa.String(32), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_stream_events_at", "at_ms"),
+)

@@ -1,14 +1,14 @@
 """The native job endpoints under /api/v1/sites/{site}/jobs."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from obsrelay.api.deps import job_service
 from obsrelay.api.identity import user
 from obsrelay.api.v1.models import (
+    ERRORS,
     ClaimIn,
-    ErrorOut,
     JobDetailOut,
     JobOut,
     JobPageOut,
@@ -18,15 +18,7 @@ from obsrelay.api.v1.models import (
 from obsrelay.domain.jobs import Identity, NewJob, Queue, validate_site
 from obsrelay.services.jobs import JobService
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "Bad input"},
-    404: {"model": ErrorOut, "description": "No such job"},
-    409: {"model": ErrorOut, "description": "The job's state forbids this"},
-    413: {"model": ErrorOut, "description": "Body too large"},
-    422: {"model": ErrorOut, "description": "Body or parameters malformed"},
-}
-
-router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=_ERRORS)
+router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=ERRORS)
 
 
 async def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:

@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from obsrelay.domain.jobs import (
     MAX_NAME_LENGTH,
@@ -12,6 +12,8 @@ from obsrelay.domain.jobs import (
     Job,
     QueueState,
 )
+from obsrelay.domain.messages import LEVELS, MAX_MESSAGE_BYTES, Message
+from obsrelay.services.stream import OWN_TOPICS
 
 QueueName = Literal["primary", "alternate"]
 
@@ -114,6 +116,61 @@ class JobPageOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="A sentence that says what is wrong.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Bad input"},
+    404: {"model": ErrorOut, "description": "No such job"},
+    409: {"model": ErrorOut, "description": "The job's state forbids this"},
+    413: {"model": ErrorOut, "description": "Body too large"},
+    422: {"model": ErrorOut, "description": "Body or parameters malformed"},
+}
+
+
+class MessageIn(_Strict):
+    message: str = Field(max_length=MAX_MESSAGE_BYTES, examples=["Slewing to M31"])
+    level: str = Field("info", description=f"One of {', '.join(LEVELS)} (or warn).")
+    timestamp: float | None = Field(None, description="Epoch seconds; default now.")
+
+
+class MessageOut(BaseModel):
+    ulid: str
+    site: str
+    message: str
+    level: str
+    timestamp: float
+
+    @classmethod
+    def of(cls, message: Message) -> "MessageOut":
+        return cls(
+            ulid=message.ulid,
+            site=message.site,
+            message=message.message,
+            level=message.level,
+            timestamp=message.timestamp,
+        )
+
+
+class MessagePageOut(BaseModel):
+    messages: list[MessageOut]
+    next_after: str | None
+
+
+class EventIn(_Strict):
+    topic: str = Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        examples=["sitestatus", "imagedata", "phase_status"],
+    )
+    data: Any = Field(description="Any JSON value; delivered as the frame's `data`.")
+
+    @field_validator("topic")
+    @classmethod
+    def _not_ours(cls, topic: str) -> str:
+        if topic in OWN_TOPICS:
+            raise ValueError(f"'{topic}' is obsrelay's own topic; post jobs or messages instead")
+        return topic
 
 
 def _job_fields(job: Job) -> dict[str, Any]:

@@ -1,0 +1,58 @@
+"""The hosted user status service's endpoints under /logs, as the site and browser call them."""
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from obsrelay.api.body import json_object, require
+from obsrelay.api.deps import message_service
+from obsrelay.domain.errors import InvalidInput
+from obsrelay.domain.jobs import validate_site
+from obsrelay.services.messages import MessageService
+
+router = APIRouter(prefix="/logs", tags=["compatible: user status"])
+
+
+@router.post("/newlog", summary="Post a user status message (from the site)")
+async def newlog(
+    body: dict[str, Any] = Depends(json_object),
+    messages: MessageService = Depends(message_service),
+) -> JSONResponse:
+    require(body, "site", "log_message")
+    message = await messages.post(
+        validate_site(body["site"]),
+        body["log_message"],
+        body.get("log_level"),
+        body.get("timestamp"),
+    )
+    return JSONResponse(message.to_wire())
+
+
+@router.get("/recent-logs", summary="A site's messages newer than after_time (seconds)")
+async def recent_logs(
+    site: str | None = Query(None, description="The site's name."),
+    after_time: str | None = Query(
+        None, description="Seconds since the epoch; default: a day ago."
+    ),
+    messages: MessageService = Depends(message_service),
+) -> JSONResponse:
+    if site is None:
+        raise InvalidInput("Missing required query parameter 'site'.")
+    found = await messages.since(validate_site(site), _seconds(after_time))
+    return JSONResponse([message.to_wire() for message in found])
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise InvalidInput(
+            f"'after_time' must be seconds since the epoch, not {value!r}."
+        ) from None
+    if not math.isfinite(seconds):
+        raise InvalidInput("'after_time' must be a finite number of seconds.")
+    return seconds

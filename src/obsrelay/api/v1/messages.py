@@ -1,0 +1,51 @@
+"""The native endpoints for user status messages and live-only events of a site."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from obsrelay.api.deps import event_log, message_service
+from obsrelay.api.v1.jobs import Site
+from obsrelay.api.v1.models import ERRORS, EventIn, MessageIn, MessageOut, MessagePageOut
+from obsrelay.services.messages import MessageService
+from obsrelay.services.stream import EventLog
+
+router = APIRouter(prefix="/api/v1/sites/{site}", responses=ERRORS)
+Messages = Annotated[MessageService, Depends(message_service)]
+
+
+@router.post("/messages", status_code=201, tags=["messages"], summary="Post a message")
+async def post_message(site: Site, body: MessageIn, messages: Messages) -> MessageOut:
+    return MessageOut.of(await messages.post(site, body.message, body.level, body.timestamp))
+
+
+@router.get("/messages", tags=["messages"], summary="A site's messages, a page at a time")
+async def list_messages(
+    site: Site,
+    messages: Messages,
+    after: Annotated[
+        str | None, Query(max_length=26, description="The `next_after` of the previous page.")
+    ] = None,
+    since: Annotated[
+        float | None, Query(description="Only messages dated at or after (epoch seconds).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MessagePageOut:
+    page = await messages.page(site, after=after, since=since, limit=limit)
+    return MessagePageOut(
+        messages=[MessageOut.of(message) for message in page.messages],
+        next_after=page.next_after,
+    )
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    tags=["events"],
+    summary="Push a live event to the site's datastream (not stored)",
+)
+async def push_event(
+    site: Site, body: EventIn, events: EventLog = Depends(event_log)
+) -> dict[str, Any]:
+    await events.publish_live(site, body.topic, body.data)
+    return {"site": site, "topic": body.topic, "stored": False}

@@ -1,0 +1,70 @@
+"""User status messages: what a site tells the people watching it. Pure: no I/O, no clock."""
+
+import math
+from dataclasses import dataclass
+
+from obsrelay.domain.errors import InvalidInput
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+_LEVEL_ALIASES = {"warn": "warning"}
+DEFAULT_LEVEL = "info"
+MAX_MESSAGE_BYTES = 16 * 1024
+# A site's clock may run a little fast; a message dated further ahead is a mistake.
+MAX_FUTURE_SECONDS = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored user status message; `ulid` orders messages as they were stored."""
+
+    ulid: str
+    site: str
+    timestamp: float
+    level: str
+    message: str
+
+    def to_wire(self) -> dict[str, object]:
+        """The shape both `recent-logs` and the datastream's `userstatus` frames carry."""
+        return {
+            "site": self.site,
+            "message": self.message,
+            "log_level": self.level,
+            "timestamp": self.timestamp,
+        }
+
+
+def normalize_level(value: object) -> str:
+    """A level in any case; missing means info, WARN means warning."""
+    if value is None:
+        return DEFAULT_LEVEL
+    if not isinstance(value, str):
+        raise InvalidInput(f"'log_level' must be a string such as 'info', not {value!r}.")
+    level = value.strip().lower()
+    level = _LEVEL_ALIASES.get(level, level)
+    if level not in LEVELS:
+        raise InvalidInput(
+            f"'log_level' must be one of {', '.join(LEVELS)} (or warn), not {value!r}."
+        )
+    return level
+
+
+def validate_text(value: object, field: str = "log_message") -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{field}' must be a string.")
+    if len(value.encode("utf-8")) > MAX_MESSAGE_BYTES:
+        raise InvalidInput(f"'{field}' is longer than {MAX_MESSAGE_BYTES // 1024} KiB.")
+    return value
+
+
+def validate_timestamp(value: object, now: float) -> float:
+    """Seconds since the epoch (a float); missing means now."""
+    if value is None:
+        return now
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"'timestamp' must be seconds since the epoch, not {value!r}.")
+    timestamp = float(value)
+    if not math.isfinite(timestamp) or timestamp < 0:
+        raise InvalidInput("'timestamp' must be a positive number of seconds since the epoch.")
+    if timestamp > now + MAX_FUTURE_SECONDS:
+        raise InvalidInput("'timestamp' is more than a day in the future; check the site's clock.")
+    return timestamp

@@ -1,0 +1,98 @@
+"""User status messages: post one, read recent ones, page through them, forget old ones.
+
+Every message is kept and streamed, however many share a second: each has its own
+ULID. A message is stored and added to its site's datastream log in one transaction.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from obsrelay.domain import messages as rules
+from obsrelay.domain.ids import MonotonicUlids
+from obsrelay.domain.messages import Message
+from obsrelay.services.stream import TOPIC_USERSTATUS, EventLog, StreamEvent
+from obsrelay.store import messages as queries
+from obsrelay.store.database import Database
+
+DAY_SECONDS = 86400.0
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]
+    next_after: str | None
+
+
+class MessageService:
+    def __init__(
+        self,
+        db: Database,
+        events: EventLog,
+        *,
+        retention_seconds: float = 7 * DAY_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._events = events
+        self._retention = retention_seconds
+        self._clock = clock
+        self._ulids = MonotonicUlids()
+
+    def _oldest_kept(self) -> float:
+        return self._clock() - self._retention
+
+    async def post(self, site: str, text: object, level: object, timestamp: object) -> Message:
+        """Stores a message and streams it; raises InvalidInput naming what is wrong."""
+        now = self._clock()
+        message = Message(
+            ulid=self._ulids.new(int(now * 1000)),
+            site=site,
+            timestamp=rules.validate_timestamp(timestamp, now),
+            level=rules.normalize_level(level),
+            message=rules.validate_text(text),
+        )
+
+        def store(conn: sa.Connection) -> list[StreamEvent]:
+            queries.insert_message(conn, message)
+            return EventLog.append(
+                conn, site, TOPIC_USERSTATUS, [message.to_wire()], int(now * 1000)
+            )
+
+        await self._events.announce(await self._db.write(store))
+        return message
+
+    async def since(self, site: str, after_timestamp: float | None = None) -> list[Message]:
+        """`site`'s messages dated after `after_timestamp` (default: the last day)."""
+        floor = self._clock() - DAY_SECONDS if after_timestamp is None else after_timestamp
+        floor = max(floor, self._oldest_kept())
+        return await self._db.read(lambda conn: queries.messages_since(conn, site, floor))
+
+    async def page(
+        self,
+        site: str,
+        *,
+        after: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> MessagePage:
+        """A page of `site`'s messages in the order they were stored."""
+        not_before = max(since or 0.0, self._oldest_kept())
+        found = await self._db.read(
+            lambda conn: queries.page_messages(
+                conn, site, not_before=not_before, after=after, limit=limit + 1
+            )
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        return MessagePage(found, found[-1].ulid if more else None)
+
+    async def forget_old(self, batch: int = 1000) -> int:
+        """Deletes up to `batch` messages and stream events past the retention period."""
+        oldest = self._oldest_kept()
+        deleted = await self._db.write(
+            lambda conn: queries.delete_messages_before(conn, oldest, batch)
+        )
+        return deleted + await self._events.delete_before(int(oldest * 1000), batch)

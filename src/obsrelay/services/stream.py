@@ -1,0 +1,261 @@
+"""The datastream's events: appended to the store's log in the writing transaction,
+announced on the bus after the commit, and fanned out by the Hub to subscribers.
+
+The store is the truth and the bus only says "site X has event n": a Hub that misses
+a notification finds the event anyway on its next read (at the latest on the
+re-check timer), and a subscriber resuming from event n is replayed everything after
+n from the store.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from obsrelay.bus import Bus
+from obsrelay.store import stream as queries
+from obsrelay.store.database import Database
+
+log = logging.getLogger("obsrelay.stream")
+
+TOPIC_JOBS = "jobs"
+TOPIC_USERSTATUS = "userstatus"
+OWN_TOPICS = frozenset({TOPIC_JOBS, TOPIC_USERSTATUS})
+_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One event of a site's stream. `seq` is None for a live-only event (not stored)."""
+
+    site: str
+    topic: str
+    data: Any
+    seq: int | None = None
+
+
+class EventLog:
+    """The per-site event log in the store, and the notices on the bus."""
+
+    def __init__(self, db: Database, bus: Bus) -> None:
+        self._db = db
+        self._bus = bus
+
+    @staticmethod
+    def append(
+        conn: sa.Connection, site: str, topic: str, items: list[Any], now_ms: int
+    ) -> list[StreamEvent]:
+        """Stores events inside the caller's write transaction; returns them numbered."""
+        if not items:
+            return []
+        first = queries.reserve_seqs(conn, site, len(items))
+        events = [
+            StreamEvent(site, topic, data, first + offset) for offset, data in enumerate(items)
+        ]
+        queries.insert_events(
+            conn,
+            [
+                {"site": site, "seq": e.seq, "topic": topic, "data": e.data, "at_ms": now_ms}
+                for e in events
+            ],
+        )
+        return events
+
+    async def announce(self, events: Iterable[StreamEvent]) -> None:
+        """Tells every process, after the commit, the newest event of each site touched."""
+        newest: dict[str, int] = {}
+        for event in events:
+            if event.seq is not None:
+                newest[event.site] = max(newest.get(event.site, 0), event.seq)
+        for site, seq in newest.items():
+            await self._bus.publish({"site": site, "seq": seq})
+
+    async def publish_live(self, site: str, topic: str, data: Any) -> None:
+        """Sends an event that is not stored to the site's subscribers on every process."""
+        await self._bus.publish({"site": site, "topic": topic, "data": data})
+
+    async def read_after(self, site: str, seq: int, limit: int = _PAGE) -> list[StreamEvent]:
+        rows = await self._db.read(lambda conn: queries.events_after(conn, site, seq, limit))
+        return [StreamEvent(row.site, row.topic, row.data, row.seq) for row in rows]
+
+    async def head(self, site: str) -> int:
+        return await self._db.read(lambda conn: queries.head(conn, site))
+
+    async def delete_before(self, at_ms: int, batch: int) -> int:
+        return await self._db.write(lambda conn: queries.delete_events_before(conn, at_ms, batch))
+
+
+class Subscriber(Protocol):
+    """A receiver of one site's events (a websocket connection)."""
+
+    site: str
+
+    def offer(self, event: StreamEvent, text: str) -> None:
+        """Takes an event and its rendered frame without waiting; may drop itself."""
+
+    async def replay(self, event: StreamEvent, text: str) -> None:
+        """Takes a replayed event, waiting for room if it has to."""
+
+
+@dataclass
+class _Feed:
+    """What this process follows of one site: its subscribers and the last event read."""
+
+    site: str
+    last_seq: int = 0
+    subscribers: set[Subscriber] = field(default_factory=set)
+    reading: bool = False
+    stale: bool = False
+
+
+class Hub:
+    """Fans a site's events out to this process's subscribers of that site.
+
+    One read of the store per notification and site serves every subscriber; each
+    event is rendered to text once.
+    """
+
+    def __init__(
+        self,
+        log_: EventLog,
+        render: Callable[[StreamEvent], str],
+        recheck_seconds: float = 1.0,
+    ) -> None:
+        self._log = log_
+        self._render = render
+        self._recheck_seconds = recheck_seconds
+        self._feeds: dict[str, _Feed] = {}
+        self._opening: dict[str, asyncio.Future[_Feed]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rechecker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._rechecker = asyncio.get_running_loop().create_task(self._recheck_forever())
+
+    async def close(self) -> None:
+        for task in [self._rechecker, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def on_bus_message(self, message: dict[str, Any]) -> None:
+        """The bus handler: reads the store for a stored event, passes a live one on."""
+        if message.get("resync"):
+            for followed in self._feeds.values():
+                self._read_soon(followed)
+            return
+        site = message.get("site")
+        feed = self._feeds.get(site) if isinstance(site, str) else None
+        if feed is None:
+            return
+        if "seq" in message:
+            seq = message["seq"]
+            if isinstance(seq, int) and seq > feed.last_seq:
+                self._read_soon(feed)
+        elif isinstance(message.get("topic"), str):
+            event = StreamEvent(feed.site, message["topic"], message.get("data"))
+            text = self._render(event)
+            for subscriber in list(feed.subscribers):
+                subscriber.offer(event, text)
+
+    async def subscribe(self, subscriber: Subscriber, since: int | None = None) -> int:
+        """Adds a subscriber to its site; with `since`, first replays the events after it.
+
+        Returns the subscriber's position: the number of the last event it was given.
+        Live events that arrive during the replay reach the subscriber after it, in
+        order, without a duplicate (the subscriber drops what it was already given).
+        """
+        feed = await self._feed(subscriber.site)
+        feed.subscribers.add(subscriber)
+        if since is None or since >= feed.last_seq:
+            return max(feed.last_seq, since or 0)
+        position = since
+        while True:
+            events = await self._log.read_after(feed.site, position, _PAGE)
+            for event in events:
+                await subscriber.replay(event, self._render(event))
+            if events:
+                position = events[-1].seq or position
+            if len(events) < _PAGE:
+                return position
+
+    async def move(self, subscriber: Subscriber, site: str) -> int:
+        """Moves a subscriber to another site, live from now; returns its new position."""
+        self.unsubscribe(subscriber)
+        subscriber.site = site
+        feed = await self._feed(site)
+        feed.subscribers.add(subscriber)
+        return feed.last_seq
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        feed = self._feeds.get(subscriber.site)
+        if feed is not None:
+            feed.subscribers.discard(subscriber)
+            if not feed.subscribers and not feed.reading:
+                del self._feeds[feed.site]
+
+    def position(self, site: str) -> int | None:
+        """The last event this process has read for `site`, if it follows the site."""
+        feed = self._feeds.get(site)
+        return feed.last_seq if feed else None
+
+    async def _feed(self, site: str) -> _Feed:
+        known = self._feeds.get(site)
+        if known is not None:
+            return known
+        opening = self._opening.get(site)
+        if opening is None:
+            opening = asyncio.get_running_loop().create_future()
+            self._opening[site] = opening
+            try:
+                feed = _Feed(site, last_seq=await self._log.head(site))
+                self._feeds[site] = feed
+                opening.set_result(feed)
+            except BaseException as error:
+                opening.set_exception(error)
+                raise
+            finally:
+                del self._opening[site]
+            return feed
+        return await asyncio.shield(opening)
+
+    def _read_soon(self, feed: _Feed) -> None:
+        if feed.reading:
+            feed.stale = True
+            return
+        feed.reading = True
+        task = asyncio.get_running_loop().create_task(self._read(feed))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, feed: _Feed) -> None:
+        """Reads and fans out every event after the feed's position."""
+        try:
+            while True:
+                feed.stale = False
+                events = await self._log.read_after(feed.site, feed.last_seq, _PAGE)
+                for event in events:
+                    text = self._render(event)
+                    for subscriber in list(feed.subscribers):
+                        subscriber.offer(event, text)
+                    feed.last_seq = event.seq or feed.last_seq
+                if len(events) < _PAGE and not feed.stale:
+                    return
+        except Exception:
+            log.exception("reading the stream of %s failed; the re-check will retry", feed.site)
+        finally:
+            feed.reading = False
+            if not feed.subscribers and self._feeds.get(feed.site) is feed:
+                del self._feeds[feed.site]
+
+    async def _recheck_forever(self) -> None:
+        """Re-reads every followed site now and then, in case a notification was lost."""
+        while True:
+            await asyncio.sleep(self._recheck_seconds)
+            for feed in list(self._feeds.values()):
+                self._read_soon(feed)
