@@ -70,3 +70,12 @@ def assert_wire_job(job: Any) -> None:
     assert len(job["ulid"]) == 26
     assert job["statusId"].endswith("#" + job["ulid"])
     assert all(isinstance(role, str) for role in job["user_roles"])
+
+
+def newlog_body(site: str, text: str, level: str = "INFO", **extra: Any) -> bytes:
+    """What the site software posts to /logs/newlog."""
+    return raw({"site": site, "log_message": text, "log_level": level, **extra})
+
+
+def ws_url(http_url: str, query: str, path: str = "/datastream") -> str:
+    return http_url.replace("http://", "ws://") + f"{path}?{query}"

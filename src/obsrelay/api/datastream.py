@@ -27,7 +27,8 @@ log = logging.getLogger("obsrelay.datastream")
 
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
-_CLOSE_TIMEOUT = 2.0
+# A client that fell behind has a whole send buffer to read before the close frame.
+_CLOSE_TIMEOUT = 10.0
 
 
 def render_frame(event: StreamEvent) -> str:
@@ -135,9 +136,9 @@ async def datastream(websocket: WebSocket) -> None:
         hub.unsubscribe(connection)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # A send blocked on a client that reads nothing does not end when cancelled
+        # (the websocket library waits for the socket to drain): do not wait for it.
+        await asyncio.wait(tasks, timeout=0.1)
         if websocket.client_state is WebSocketState.CONNECTED:
             code = CLOSE_TRY_AGAIN_LATER if connection.overflowed.is_set() else 1000
             with contextlib.suppress(Exception):

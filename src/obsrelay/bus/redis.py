@@ -1,8 +1,9 @@
 """The Redis bus, for several server processes: one pub/sub channel for all sites.
 
-A lost connection is retried with back-off and logged once per outage; publishing
-while it is down drops the notification (the store keeps the event, and every
-process re-reads the store on a short timer) and never fails a request.
+A lost connection is retried with back-off and logged once per outage. Publishing
+never makes a request wait for Redis: messages go to a bounded queue that one task
+sends from; while Redis is away they are dropped (the store keeps every event, and
+every process re-reads the store on a short timer and when Redis comes back).
 """
 
 import asyncio
@@ -19,6 +20,7 @@ from obsrelay.bus.base import Bus, BusHandler
 log = logging.getLogger("obsrelay.bus")
 CHANNEL = "obsrelay:events"
 _MAX_BACKOFF = 5.0
+_OUTBOX_SIZE = 10_000
 
 
 class RedisBus(Bus):
@@ -29,15 +31,18 @@ class RedisBus(Bus):
         )
         self._publisher = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         self._listener: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(_OUTBOX_SIZE)
         self._connected = False
-        self._publish_failing = False
 
     @property
     def healthy(self) -> bool:
         return self._connected
 
     async def start(self, handler: BusHandler) -> None:
-        self._listener = asyncio.get_running_loop().create_task(self._listen(handler))
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(self._listen(handler))
+        self._sender = loop.create_task(self._send_forever())
 
     async def _listen(self, handler: BusHandler) -> None:
         backoff = 0.1
@@ -74,21 +79,30 @@ class RedisBus(Bus):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def publish(self, message: dict[str, Any]) -> None:
-        try:
-            await self._publisher.publish(CHANNEL, json.dumps(message, separators=(",", ":")))
-        except (RedisError, OSError) as error:
-            if not self._publish_failing:
-                log.warning("event bus: cannot publish to Redis (%s)", error)
-                self._publish_failing = True
-            return
-        if self._publish_failing:
-            log.warning("event bus: publishing to Redis again")
-            self._publish_failing = False
+        # When Redis is away and the backlog is full, drop it: the store has the events.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+
+    async def _send_forever(self) -> None:
+        failing = False
+        while True:
+            text = await self._outbox.get()
+            try:
+                await self._publisher.publish(CHANNEL, text)
+            except (RedisError, OSError) as error:
+                if not failing:
+                    log.warning("event bus: cannot publish to Redis (%s); dropping", error)
+                    failing = True
+                continue
+            if failing:
+                log.warning("event bus: publishing to Redis again")
+                failing = False
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._client.aclose()
         await self._publisher.aclose()
