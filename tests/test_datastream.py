@@ -205,7 +205,7 @@ async def test_a_client_that_never_reads_is_closed_and_delays_no_one(
 ):
     from tests.servers import start_server
 
-    server = start_server(database_url, tmp_path, OBSRELAY_STREAM_QUEUE_FRAMES="100")
+    server = start_server(database_url, tmp_path, OBSRELAY_STREAM_BUFFER_BYTES="200000")
     try:
         # A raw client that completes the handshake, then never reads a byte.
         port = int(server.url.rsplit(":", 1)[1])

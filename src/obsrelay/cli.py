@@ -45,6 +45,7 @@ def serve(
     """Run the obsrelay server (creates or migrates the database first)."""
     import uvicorn
 
+    from obsrelay.api.wsframes import FrameWriterProtocol
     from obsrelay.app import create_app
 
     settings = _settings(config, host=host, port=port)
@@ -60,6 +61,10 @@ def serve(
         # through proxies; a client that does not answer within 20 s is dropped.
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        ws=FrameWriterProtocol,
+        # Compression would have to run per connection; the datastream encodes a frame
+        # once for all of them (see api/wsframes.py).
+        ws_per_message_deflate=False,
     )
 
 

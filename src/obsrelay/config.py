@@ -87,10 +87,10 @@ class Settings(BaseSettings):
         "memory://", description="memory:// (one process) or redis://host:port/db (several)."
     )
     datastream_path: str = Field("/datastream", description="Path of the datastream websocket.")
-    stream_queue_frames: int = Field(
-        1000,
-        ge=10,
-        description="Frames a slow websocket client may fall behind before it is closed.",
+    stream_buffer_bytes: int = Field(
+        512 * 1024,
+        ge=4096,
+        description="Bytes a websocket client may fall behind before it is closed (1013).",
     )
 
     @field_validator("database_url")

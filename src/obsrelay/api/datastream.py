@@ -6,8 +6,8 @@ frames `{"site", "topic", "data", "id"}`. `id` is the event's number in the site
 stream; a client that reconnects with `?since=<id>` is first replayed every stored
 event after it. Live-only topics (posted to /api/v1/sites/{site}/events) carry no id.
 
-Each connection has a bounded queue of frames: a client that falls that far behind
-is closed with code 1013 and may resume with `since`. Ping/pong is uvicorn's.
+A client that falls too far behind (OBSRELAY_STREAM_BUFFER_BYTES waiting for it to
+read) is closed with code 1013 and may resume with `since`. Ping/pong is uvicorn's.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
+from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, encode_text_frame, frame_writer_for
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
 from obsrelay.services.stream import Hub, StreamEvent
@@ -31,69 +32,89 @@ CLOSE_TRY_AGAIN_LATER = 1013
 _CLOSE_TIMEOUT = 10.0
 
 
-def render_frame(event: StreamEvent) -> str:
-    """The frame's text, made once per event and sent to every subscriber."""
+def render_frame(event: StreamEvent) -> bytes:
+    """The event as a websocket frame, encoded once and written to every subscriber."""
     frame: dict[str, Any] = {"site": event.site, "topic": event.topic, "data": event.data}
     if event.seq is not None:
         frame["id"] = str(event.seq)
-    return json.dumps(frame, separators=(",", ":"))
+    return encode_text_frame(json.dumps(frame, separators=(",", ":")).encode())
 
 
 class Connection:
-    """One websocket subscriber: its site, its position in that site's stream, its queue."""
+    """One websocket subscriber: its site, its position in that site's stream, its writer.
 
-    def __init__(self, websocket: WebSocket, site: str, queue_frames: int) -> None:
+    Frames are written as they come; when more than `max_buffer` bytes wait for the
+    client to read them, it has fallen too far behind and is closed.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        site: str,
+        writer: FrameWriter | AsgiFrameWriter,
+        max_buffer: int,
+    ) -> None:
         self.websocket = websocket
         self.site = site
         self.cursor = 0
         self.replaying = False
-        self._held: list[tuple[StreamEvent, str]] = []
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(queue_frames)
-        self._limit = queue_frames
         self.overflowed = asyncio.Event()
+        self._writer = writer
+        self._max_buffer = max_buffer
+        self._held: list[tuple[StreamEvent, bytes]] = []
+        self._held_bytes = 0
 
-    def offer(self, event: StreamEvent, text: str) -> None:
+    def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
         if self.replaying:
-            self._held.append((event, text))
-            if len(self._held) > self._limit:
+            self._held += batch
+            self._held_bytes += sum(len(frame) for _, frame in batch)
+            if self._held_bytes > self._max_buffer:
                 self._overflow()
             return
-        self._put(event, text)
+        self._put(batch)
 
-    async def replay(self, event: StreamEvent, text: str) -> None:
+    async def replay(self, event: StreamEvent, frame: bytes) -> None:
         if event.seq is not None and event.seq <= self.cursor:
             return
         self.cursor = event.seq or self.cursor
-        await self._queue.put((event.site, text))
+        self._writer.write([frame])
+        # Replaying can be long: let the client read instead of buffering all of it.
+        mark = self._max_buffer // 2
+        while self._writer.buffered() > mark and not self.overflowed.is_set():
+            await self._writer.wait_writable()
+            if self._writer.buffered() > mark:
+                await asyncio.sleep(0.005)
 
     def end_replay(self) -> None:
         self.replaying = False
-        held, self._held = self._held, []
-        for event, text in held:
-            self._put(event, text)
+        held, self._held, self._held_bytes = self._held, [], 0
+        self._put(held)
 
-    def _put(self, event: StreamEvent, text: str) -> None:
-        if event.site != self.site or self.overflowed.is_set():
+    def _put(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
+        if self.overflowed.is_set():
             return
-        if event.seq is not None:
-            if event.seq <= self.cursor:
-                return  # already given (by the replay)
-            self.cursor = event.seq
-        try:
-            self._queue.put_nowait((event.site, text))
-        except asyncio.QueueFull:
+        frames = []
+        for event, frame in batch:
+            if event.site != self.site:
+                continue
+            if event.seq is not None:
+                if event.seq <= self.cursor:
+                    continue  # already given (by the replay)
+                self.cursor = event.seq
+            frames.append(frame)
+        if not frames:
+            return
+        if self._writer.buffered() > self._max_buffer:
             self._overflow()
+            return
+        # One write for all the frames of a batch: under load, batches grow and the
+        # cost per frame falls.
+        self._writer.write(frames)
 
     def _overflow(self) -> None:
         if not self.overflowed.is_set():
             log.info("datastream: closing a client of %s that fell behind", self.site)
             self.overflowed.set()
-
-    async def send_forever(self) -> None:
-        while True:
-            site, text = await self._queue.get()
-            if site == self.site:  # frames of a site the client left are dropped
-                await self.websocket.send_text(text)
 
 
 def _site_from(message: Any) -> str | None:
@@ -108,7 +129,7 @@ def _site_from(message: Any) -> str | None:
 
 async def datastream(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
-    queue_frames: int = websocket.app.state.settings.stream_queue_frames
+    max_buffer: int = websocket.app.state.settings.stream_buffer_bytes
     try:
         site = validate_site(websocket.query_params.get("site"))
         since_text = websocket.query_params.get("since")
@@ -120,25 +141,24 @@ async def datastream(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_POLICY)
         return
     await websocket.accept()
-    connection = Connection(websocket, site, queue_frames)
+    writer = frame_writer_for(websocket)
+    connection = Connection(websocket, site, writer, max_buffer)
     connection.replaying = since is not None
     connection.cursor = since or 0
     tasks = [
-        asyncio.create_task(connection.send_forever()),
         asyncio.create_task(_receive(connection, hub)),
         asyncio.create_task(_follow(connection, hub, since)),
     ]
     try:
-        # Whichever ends first ends the connection: the client left, a send failed,
-        # or the client fell too far behind.
+        # Whichever ends first ends the connection: the client left, or it fell too
+        # far behind.
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         hub.unsubscribe(connection)
+        writer.close()
         for task in tasks:
             task.cancel()
-        # A send blocked on a client that reads nothing does not end when cancelled
-        # (the websocket library waits for the socket to drain): do not wait for it.
-        await asyncio.wait(tasks, timeout=0.1)
+        await asyncio.wait(tasks)
         if websocket.client_state is WebSocketState.CONNECTED:
             code = CLOSE_TRY_AGAIN_LATER if connection.overflowed.is_set() else 1000
             with contextlib.suppress(Exception):

@@ -94,10 +94,10 @@ class Subscriber(Protocol):
 
     site: str
 
-    def offer(self, event: StreamEvent, text: str) -> None:
-        """Takes an event and its rendered frame without waiting; may drop itself."""
+    def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
+        """Takes events, in order, with their rendered frames, without waiting."""
 
-    async def replay(self, event: StreamEvent, text: str) -> None:
+    async def replay(self, event: StreamEvent, frame: bytes) -> None:
         """Takes a replayed event, waiting for room if it has to."""
 
 
@@ -110,19 +110,21 @@ class _Feed:
     subscribers: set[Subscriber] = field(default_factory=set)
     reading: bool = False
     stale: bool = False
+    # Live-only events that came while stored ones were being read: they follow those.
+    waiting_live: list[tuple[StreamEvent, bytes]] = field(default_factory=list)
 
 
 class Hub:
     """Fans a site's events out to this process's subscribers of that site.
 
     One read of the store per notification and site serves every subscriber; each
-    event is rendered to text once.
+    event is rendered (to the bytes subscribers send) once.
     """
 
     def __init__(
         self,
         log_: EventLog,
-        render: Callable[[StreamEvent], str],
+        render: Callable[[StreamEvent], bytes],
         recheck_seconds: float = 1.0,
     ) -> None:
         self._log = log_
@@ -159,9 +161,12 @@ class Hub:
                 self._read_soon(feed)
         elif isinstance(message.get("topic"), str):
             event = StreamEvent(feed.site, message["topic"], message.get("data"))
-            text = self._render(event)
+            frame = self._render(event)
+            if feed.reading:
+                feed.waiting_live.append((event, frame))
+                return
             for subscriber in list(feed.subscribers):
-                subscriber.offer(event, text)
+                subscriber.offer([(event, frame)])
 
     async def subscribe(self, subscriber: Subscriber, since: int | None = None) -> int:
         """Adds a subscriber to its site; with `since`, first replays the events after it.
@@ -239,17 +244,21 @@ class Hub:
             while True:
                 feed.stale = False
                 events = await self._log.read_after(feed.site, feed.last_seq, _PAGE)
-                for event in events:
-                    text = self._render(event)
+                if events:
+                    batch = [(event, self._render(event)) for event in events]
                     for subscriber in list(feed.subscribers):
-                        subscriber.offer(event, text)
-                    feed.last_seq = event.seq or feed.last_seq
+                        subscriber.offer(batch)
+                    feed.last_seq = events[-1].seq or feed.last_seq
                 if len(events) < _PAGE and not feed.stale:
                     return
         except Exception:
             log.exception("reading the stream of %s failed; the re-check will retry", feed.site)
         finally:
             feed.reading = False
+            waiting, feed.waiting_live = feed.waiting_live, []
+            if waiting:
+                for subscriber in list(feed.subscribers):
+                    subscriber.offer(waiting)
             if not feed.subscribers and self._feeds.get(feed.site) is feed:
                 del self._feeds[feed.site]
 
