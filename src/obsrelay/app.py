@@ -86,9 +86,10 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(ops.router)
+    # Routes are matched in order: the site software's polls and posts come first.
     app.include_router(compat_jobs.router)
     app.include_router(compat_logs.router)
+    app.include_router(ops.router)
     app.include_router(v1_jobs.router)
     app.include_router(v1_messages.router)
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)

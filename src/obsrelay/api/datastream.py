@@ -34,10 +34,10 @@ _CLOSE_TIMEOUT = 10.0
 
 def render_frame(event: StreamEvent) -> bytes:
     """The event as a websocket frame, encoded once and written to every subscriber."""
-    frame: dict[str, Any] = {"site": event.site, "topic": event.topic, "data": event.data}
-    if event.seq is not None:
-        frame["id"] = str(event.seq)
-    return encode_text_frame(json.dumps(frame, separators=(",", ":")).encode())
+    # The data is JSON text already: put around it, not decoded and encoded again.
+    head = f'{{"site":{json.dumps(event.site)},"topic":{json.dumps(event.topic)},"data":'
+    tail = "}" if event.seq is None else f',"id":"{event.seq}"}}'
+    return encode_text_frame((head + event.data_json + tail).encode())
 
 
 class Connection:

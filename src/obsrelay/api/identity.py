@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from obsrelay.api.body import json_object
+from obsrelay.api.body import json_object, require
 from obsrelay.domain.jobs import Identity, validate_name, validate_roles
 
 ANONYMOUS = Identity(user_id="anonymous", user_name="anonymous", roles=())
@@ -17,6 +17,7 @@ ANONYMOUS = Identity(user_id="anonymous", user_name="anonymous", roles=())
 
 async def user_from_compat_body(body: dict[str, Any] = Depends(json_object)) -> Identity:
     """The user of a compatible `newjob` request (read from its body)."""
+    require(body, "user_name", "user_id")
     roles = validate_roles(body["user_roles"]) if "user_roles" in body else ()
     return Identity(
         user_id=validate_name(body.get("user_id"), "user_id"),

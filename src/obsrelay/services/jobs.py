@@ -27,7 +27,7 @@ from obsrelay.domain.jobs import (
     Queue,
     QueueState,
 )
-from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent
+from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
 
@@ -41,9 +41,13 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True)
 class Submitted:
-    """A new job, and the earlier jobs that it cancelled (for `cancel_all_commands`)."""
+    """A new job, and the earlier jobs that it cancelled (for `cancel_all_commands`).
+
+    `job_json` is the job's wire form (`job_to_wire`) as JSON text, as streamed.
+    """
 
     job: Job
+    job_json: str
     cancelled: list[Job] = field(default_factory=list)
     events: list[StreamEvent] = field(default_factory=list)
 
@@ -65,7 +69,7 @@ def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[Strea
         event
         for site, changed in by_site.items()
         for event in EventLog.append(
-            conn, site, TOPIC_JOBS, [rules.job_to_wire(job) for job in changed], now_ms
+            conn, site, TOPIC_JOBS, [encode(rules.job_to_wire(job)) for job in changed], now_ms
         )
     ]
 
@@ -116,11 +120,14 @@ class JobService:
             alternate=unread,
         )
 
+        wire = encode(rules.job_to_wire(job))
+
         def store(conn: sa.Connection) -> Submitted:
             # The job's first history entries (UNREAD on both queues) are its own row.
             queries.insert_job(conn, job)
             if not new.is_cancel_all:
-                return Submitted(job, events=_job_events(conn, [job], now))
+                events = EventLog.append(conn, job.site, TOPIC_JOBS, [wire], now)
+                return Submitted(job, wire, events=events)
             changed = queries.cancel_open_before(conn, new.site, job.ulid, now)
             source = f"cancel_all:{job.ulid}"
             queries.insert_history(
@@ -132,7 +139,7 @@ class JobService:
                 ),
             )
             cancelled = queries.get_jobs(conn, list(changed))
-            return Submitted(job, cancelled, _job_events(conn, [*cancelled, job], now))
+            return Submitted(job, wire, cancelled, _job_events(conn, [*cancelled, job], now))
 
         submitted = await self._db.write(store)
         await self._events.announce(submitted.events)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from obsrelay.domain import messages as rules
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.messages import Message
-from obsrelay.services.stream import TOPIC_USERSTATUS, EventLog, StreamEvent
+from obsrelay.services.stream import TOPIC_USERSTATUS, EventLog, StreamEvent, encode
 from obsrelay.store import messages as queries
 from obsrelay.store.database import Database
 
@@ -58,7 +58,7 @@ class MessageService:
         def store(conn: sa.Connection) -> list[StreamEvent]:
             queries.insert_message(conn, message)
             return EventLog.append(
-                conn, site, TOPIC_USERSTATUS, [message.to_wire()], int(now * 1000)
+                conn, site, TOPIC_USERSTATUS, [encode(message.to_wire())], int(now * 1000)
             )
 
         await self._events.announce(await self._db.write(store))

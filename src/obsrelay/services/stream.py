@@ -9,6 +9,7 @@ n from the store.
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,12 +31,20 @@ _PAGE = 500
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One event of a site's stream. `seq` is None for a live-only event (not stored)."""
+    """One event of a site's stream: `data_json` is its data as JSON text.
+
+    `seq` is None for a live-only event (not stored).
+    """
 
     site: str
     topic: str
-    data: Any
+    data_json: str
     seq: int | None = None
+
+
+def encode(data: Any) -> str:
+    """JSON text for an event's data (made once, stored and sent as it is)."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 class EventLog:
@@ -47,9 +56,12 @@ class EventLog:
 
     @staticmethod
     def append(
-        conn: sa.Connection, site: str, topic: str, items: list[Any], now_ms: int
+        conn: sa.Connection, site: str, topic: str, items: list[str], now_ms: int
     ) -> list[StreamEvent]:
-        """Stores events inside the caller's write transaction; returns them numbered."""
+        """Stores events (data as JSON text) inside the caller's write transaction.
+
+        Returns them numbered.
+        """
         if not items:
             return []
         first = queries.reserve_seqs(conn, site, len(items))
@@ -59,7 +71,7 @@ class EventLog:
         queries.insert_events(
             conn,
             [
-                {"site": site, "seq": e.seq, "topic": topic, "data": e.data, "at_ms": now_ms}
+                {"site": site, "seq": e.seq, "topic": topic, "data": e.data_json, "at_ms": now_ms}
                 for e in events
             ],
         )
@@ -160,7 +172,7 @@ class Hub:
             if isinstance(seq, int) and seq > feed.last_seq:
                 self._read_soon(feed)
         elif isinstance(message.get("topic"), str):
-            event = StreamEvent(feed.site, message["topic"], message.get("data"))
+            event = StreamEvent(feed.site, message["topic"], encode(message.get("data")))
             frame = self._render(event)
             if feed.reading:
                 feed.waiting_live.append((event, frame))

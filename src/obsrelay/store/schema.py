@@ -94,7 +94,8 @@ stream_events = sa.Table(
     sa.Column("site", sa.String(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True),
     sa.Column("topic", sa.String(32), nullable=False),
-    sa.Column("data", sa.JSON, nullable=False),
+    # The frame's `data` as JSON text, encoded once when stored and sent as it is.
+    sa.Column("data", sa.Text, nullable=False),
     sa.Column("at_ms", sa.BigInteger, nullable=False),
     sa.Index("ix_stream_events_at", "at_ms"),
 )

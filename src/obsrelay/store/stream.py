@@ -16,26 +16,35 @@ from obsrelay.store.schema import stream_events, stream_heads
 _INSERT_EVENTS = stream_events.insert()
 
 
-def reserve_seqs(conn: sa.Connection, site: str, count: int) -> int:
-    """Takes the next `count` numbers of `site`'s stream; returns the first of them."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    query = (
+def _reserve_statement(dialect: str) -> sa.UpdateBase:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
         insert(stream_heads)
-        .values(site=site, last_seq=count)
+        .values(site=sa.bindparam("site"), last_seq=sa.bindparam("first_count"))
         .on_conflict_do_update(
             index_elements=[stream_heads.c.site],
-            set_={"last_seq": stream_heads.c.last_seq + count},
+            set_={"last_seq": stream_heads.c.last_seq + sa.bindparam("count")},
         )
         .returning(stream_heads.c.last_seq)
     )
-    last: int = conn.execute(query).scalar_one()
+
+
+# Built once per dialect: every job change and message runs one, and building it
+# costs more than running it.
+_RESERVE = {dialect: _reserve_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def reserve_seqs(conn: sa.Connection, site: str, count: int) -> int:
+    """Takes the next `count` numbers of `site`'s stream; returns the first of them."""
+    params = {"site": site, "first_count": count, "count": count}
+    last: int = conn.execute(_RESERVE[conn.dialect.name], params).scalar_one()
     return last - count + 1
 
 
 def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Stores events given as dicts of site, seq, topic, data, at_ms."""
     if rows:
-        conn.execute(_INSERT_EVENTS, rows)
+        conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
 
 
 def events_after(conn: sa.Connection, site: str, seq: int, limit: int) -> list[sa.Row[Any]]:

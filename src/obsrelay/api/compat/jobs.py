@@ -4,7 +4,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api.body import json_object, require
 from obsrelay.api.compat.wire import (
@@ -44,17 +44,13 @@ NEWJOB_KEYS = (
 ONE_DAY_MS = 24 * 3600 * 1000
 
 
-async def newjob_body(body: dict[str, Any] = Depends(json_object)) -> dict[str, Any]:
-    require(body, *NEWJOB_KEYS)
-    return body
-
-
 @router.post("/newjob", summary="Submit a job (from the web UI)")
 async def newjob(
-    body: dict[str, Any] = Depends(newjob_body),
+    body: dict[str, Any] = Depends(json_object),
     user: Identity = Depends(user_from_compat_body),
     jobs: JobService = Depends(job_service),
-) -> JSONResponse:
+) -> Response:
+    require(body, *NEWJOB_KEYS)
     new = NewJob(
         site=validate_site(body["site"]),
         device_type=validate_name(body["device"], "device"),
@@ -65,7 +61,7 @@ async def newjob(
         user=user,
     )
     submitted = await jobs.submit(new)
-    return JSONResponse(job_to_wire(submitted.job))
+    return Response(submitted.job_json, media_type="application/json")
 
 
 @router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")

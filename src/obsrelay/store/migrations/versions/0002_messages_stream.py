@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("site", sa.String(64), primary_key=True),
         sa.Column("seq", sa.BigInteger, primary_key=True),
         sa.Column("topic", sa.String(32), nullable=False),
-        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
         sa.Column("at_ms", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_stream_events_at", "stream_events", ["at_ms"])
