@@ -90,7 +90,9 @@ class ServerProcess:
                 self.process.wait(5)
 
 
-def start_server(database_url: str | None, workdir: Path, **env: str) -> ServerProcess:
+def start_server(
+    database_url: str | None, workdir: Path, command: list[str] | None = None, **env: str
+) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers.
 
     With `database_url` None the server uses its default (a SQLite file under ./var).
@@ -106,7 +108,11 @@ def start_server(database_url: str | None, workdir: Path, **env: str) -> ServerP
     }
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "obsrelay", "serve"],
+            # "{port}" in a command stands for the free port chosen here.
+            [
+                sys.executable,
+                *(arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]),
+            ],
             cwd=workdir,
             env=environment,
             stdout=log_file,

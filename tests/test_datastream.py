@@ -251,3 +251,39 @@ async def test_a_client_that_never_reads_is_closed_and_delays_no_one(
         await normal.close()
     finally:
         server.stop()
+
+
+async def test_under_another_asgi_server_and_another_path(database_url: str, tmp_path, site):
+    """Plain uvicorn (no frame writer extension) and OBSRELAY_DATASTREAM_PATH=/dev."""
+    from tests.servers import start_server
+
+    command = [
+        "-m",
+        "uvicorn",
+        "--factory",
+        "obsrelay.app:app_from_environment",
+        "--port",
+        "{port}",
+        "--ws",
+        "websockets-sansio",
+    ]
+    server = start_server(database_url, tmp_path, command, OBSRELAY_DATASTREAM_PATH="/dev")
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            ws = await websockets.connect(ws_url(server.url, f"site={site}", path="/dev"))
+            await asyncio.sleep(0.2)
+            for i in range(3):
+                await post_log(client, site, f"plain {i}")
+            received = await frames(ws, 3)
+            assert [f["data"]["message"] for f in received] == [f"plain {i}" for i in range(3)]
+            await ws.close()
+            await post_log(client, site, "while away")
+            ws = await websockets.connect(
+                ws_url(server.url, f"site={site}&since={received[-1]['id']}", path="/dev")
+            )
+            assert (await frame(ws))["data"]["message"] == "while away"
+            await ws.close()
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(ws_url(server.url, f"site={site}"))  # not /datastream
+    finally:
+        server.stop()

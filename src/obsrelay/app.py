@@ -17,7 +17,7 @@ from obsrelay.api.middleware import AccessLog, BodySizeLimit
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
 from obsrelay.bus import open_bus
-from obsrelay.config import Settings
+from obsrelay.config import Settings, load_settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog, Hub
@@ -38,6 +38,15 @@ async def _sweep_forever(
         except Exception:
             log.exception("%s sweep failed; retrying in %.0f s", name, interval)
         await asyncio.sleep(interval)
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from the environment, for other ASGI servers.
+
+    `uvicorn --factory obsrelay.app:app_from_environment`; `obsrelay serve` streams
+    faster (see api/wsframes.py).
+    """
+    return create_app(load_settings())
 
 
 def create_app(settings: Settings) -> FastAPI:
