@@ -104,6 +104,13 @@ def start_server(
         **({"OBSRELAY_DATABASE_URL": database_url} if database_url else {}),
         "OBSRELAY_PORT": str(port),
         "OBSRELAY_HOST": "127.0.0.1",
+        # The tests of auth and limits set their own; the others act as anybody, as
+        # fast as they like.
+        "OBSRELAY_AUTH_MODE": "none",
+        "OBSRELAY_RATE_JOBS": "100000",
+        "OBSRELAY_RATE_MESSAGES": "100000",
+        "OBSRELAY_RATE_EVENTS": "100000",
+        "OBSRELAY_DATA_DIR": str(workdir / "var"),
         **env,
     }
     with open(log_path, "wb") as log_file:

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,12 +17,18 @@ from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
 from obsrelay.api.middleware import AccessLog, BodySizeLimit
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
+from obsrelay.auth.access import Access
+from obsrelay.auth.calendar import Calendar
+from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
+from obsrelay.auth.ratelimit import RateLimiter
+from obsrelay.auth.sitekeys import SiteKeys
+from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
 from obsrelay.bus import open_bus
 from obsrelay.config import Settings, load_settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog, Hub
-from obsrelay.store.database import open_database
+from obsrelay.store.database import Database, open_database
 
 log = logging.getLogger("obsrelay")
 _SWEEP_BATCH = 500
@@ -38,6 +45,50 @@ async def _sweep_forever(
         except Exception:
             log.exception("%s sweep failed; retrying in %.0f s", name, interval)
         await asyncio.sleep(interval)
+
+
+def build_access(
+    settings: Settings, db: Database
+) -> tuple[Access, list[Callable[[], Awaitable[None]]]]:
+    """The access policy for the settings, and what to close at shutdown."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    verifier: TokenVerifier | None = None
+    if settings.auth_mode == "local":
+        signer = LocalSigner(Path(settings.data_dir))
+        verifier = TokenVerifier(
+            StaticKeys(signer.key_set), issuer=LOCAL_ISSUER, audience=LOCAL_AUDIENCE
+        )
+    elif settings.auth_mode == "oidc":
+        assert settings.oidc_jwks_url and settings.oidc_issuer and settings.oidc_audience
+        jwks = JwksKeys(settings.oidc_jwks_url)
+        closers.append(jwks.close)
+        verifier = TokenVerifier(
+            jwks,
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            roles_claim=settings.oidc_roles_claim,
+        )
+    calendar = Calendar(settings.calendar_url) if settings.calendar_url else None
+    if calendar is not None:
+        closers.append(calendar.close)
+    burst = settings.rate_burst_seconds
+    limits = {
+        kind: RateLimiter(rate, max(1.0, rate * burst))
+        for kind, rate in (
+            ("jobs", settings.rate_jobs),
+            ("messages", settings.rate_messages),
+            ("events", settings.rate_events),
+        )
+    }
+    access = Access(
+        verifier=verifier,
+        site_keys=SiteKeys(db),
+        site_keys_mode=settings.site_keys,
+        public_read=settings.public_read,
+        calendar=calendar,
+        limits=limits,
+    )
+    return access, closers
 
 
 def app_from_environment() -> FastAPI:
@@ -66,6 +117,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.messages = MessageService(
             db, events, retention_seconds=settings.message_retention
         )
+        access, closers = build_access(settings, db)
+        app.state.access = access
+        app.state.sockets_per_client = {}
+        if settings.auth_mode == "none":
+            log.warning(
+                "OBSRELAY_AUTH_MODE=none: no user is checked and anyone may command any "
+                "site. For local experiments only."
+            )
         await hub.start()
         await bus.start(hub.on_bus_message)
         sweepers = [
@@ -86,6 +145,8 @@ def create_app(settings: Settings) -> FastAPI:
                     await sweeper
             await bus.close()
             await hub.close()
+            for close in closers:
+                await close()
             await db.close()
 
     app = FastAPI(

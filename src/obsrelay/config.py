@@ -9,9 +9,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "OBSRELAY_"
@@ -86,6 +86,32 @@ class Settings(BaseSettings):
     bus_url: str = Field(
         "memory://", description="memory:// (one process) or redis://host:port/db (several)."
     )
+    auth_mode: Literal["local", "oidc", "none"] = Field(
+        "local", description="How user tokens are checked: local, oidc or none."
+    )
+    data_dir: str = Field("./var", description="Where local mode keeps its signing key.")
+    oidc_jwks_url: str | None = Field(None, description="The provider's JWKS URL (oidc mode).")
+    oidc_issuer: str | None = Field(None, description="The tokens' required issuer (oidc).")
+    oidc_audience: str | None = Field(None, description="The tokens' required audience (oidc).")
+    oidc_roles_claim: str = Field(
+        "roles", description="The claim holding the roles (a list, or an object with 'roles')."
+    )
+    public_read: bool = Field(
+        True, description="Reading jobs, messages, datastream needs no token."
+    )
+    calendar_url: str | None = Field(None, description="The reservation calendar's base URL.")
+    site_keys: Literal["off", "optional", "required"] = Field(
+        "optional", description="Whether site calls must carry the site's key."
+    )
+    rate_jobs: float = Field(5.0, gt=0, description="Job submissions a second per site.")
+    rate_messages: float = Field(20.0, gt=0, description="Messages a second per site.")
+    rate_events: float = Field(20.0, gt=0, description="Live events a second per site.")
+    rate_burst_seconds: float = Field(
+        10.0, gt=0, description="Each limit allows bursts of this many seconds' worth."
+    )
+    max_sockets_per_client: int = Field(
+        64, ge=1, description="Datastream connections one client address may hold."
+    )
     datastream_path: str = Field("/datastream", description="Path of the datastream websocket.")
     stream_buffer_bytes: int = Field(
         512 * 1024,
@@ -109,6 +135,18 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> "Settings":
+        if self.auth_mode == "oidc":
+            missing = [
+                f"OBSRELAY_{name.upper()}"
+                for name in ("oidc_jwks_url", "oidc_issuer", "oidc_audience")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"oidc mode needs {', '.join(missing)}")
+        return self
 
     @field_validator("bus_url")
     @classmethod
@@ -183,4 +221,6 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if first["type"] == "extra_forbidden":
             raise ConfigError(f"unknown setting {name!r} in config file {path}") from None
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a rule over several settings
+            raise ConfigError(message) from None
         raise ConfigError(f"{where}: {message} (got {first.get('input')!r})") from None

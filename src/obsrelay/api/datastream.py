@@ -20,6 +20,8 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, encode_text_frame, frame_writer_for
+from obsrelay.auth.access import Access, Credentials
+from obsrelay.auth.tokens import AuthError
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
 from obsrelay.services.stream import Hub, StreamEvent
@@ -140,13 +142,53 @@ async def datastream(websocket: WebSocket) -> None:
         # Refused before the handshake completes: the client sees HTTP 403.
         await websocket.close(CLOSE_POLICY)
         return
+    access: Access = websocket.app.state.access
+    credentials = _credentials(websocket)
+    try:
+        await access.may_read(site, credentials)
+    except AuthError:
+        await websocket.close(CLOSE_POLICY)
+        return
+    sockets: dict[str, int] = websocket.app.state.sockets_per_client
+    client = websocket.client.host if websocket.client else "-"
+    if sockets.get(client, 0) >= websocket.app.state.settings.max_sockets_per_client:
+        log.warning("datastream: refused a connection from %s (too many open)", client)
+        await websocket.close(CLOSE_POLICY)
+        return
+    sockets[client] = sockets.get(client, 0) + 1
+    try:
+        await _serve(websocket, hub, site, since, max_buffer, access, credentials)
+    finally:
+        sockets[client] -= 1
+        if not sockets[client]:
+            del sockets[client]
+
+
+def _credentials(websocket: WebSocket) -> Credentials:
+    """A browser cannot set headers on a websocket: the token may come as `?token=`."""
+    token = websocket.query_params.get("token")
+    return Credentials(
+        authorization=f"Bearer {token}" if token else websocket.headers.get("authorization"),
+        site_key=websocket.headers.get("x-site-key"),
+    )
+
+
+async def _serve(
+    websocket: WebSocket,
+    hub: Hub,
+    site: str,
+    since: int | None,
+    max_buffer: int,
+    access: Access,
+    credentials: Credentials,
+) -> None:
     await websocket.accept()
     writer = frame_writer_for(websocket)
     connection = Connection(websocket, site, writer, max_buffer)
     connection.replaying = since is not None
     connection.cursor = since or 0
     tasks = [
-        asyncio.create_task(_receive(connection, hub)),
+        asyncio.create_task(_receive(connection, hub, access, credentials)),
         asyncio.create_task(_follow(connection, hub, since)),
     ]
     try:
@@ -172,7 +214,9 @@ async def _follow(connection: Connection, hub: Hub, since: int | None) -> None:
     await connection.overflowed.wait()
 
 
-async def _receive(connection: Connection, hub: Hub) -> None:
+async def _receive(
+    connection: Connection, hub: Hub, access: Access, credentials: Credentials
+) -> None:
     """Reads the client's frames: `updatesubscribersite` moves it; others are ignored."""
     websocket = connection.websocket
     while True:
@@ -187,5 +231,9 @@ async def _receive(connection: Connection, hub: Hub) -> None:
         except ValueError:
             continue
         if site is not None and site != connection.site:
+            try:
+                await access.may_read(site, credentials)
+            except AuthError:
+                continue  # not allowed to read that site: stay where it is
             connection.cursor = 0
             connection.cursor = await hub.move(connection, site)

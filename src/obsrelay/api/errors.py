@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from obsrelay.auth.tokens import AuthError
 from obsrelay.domain.errors import Conflict, InvalidInput, NotFound, ObsrelayError
 
 log = logging.getLogger("obsrelay.api")
@@ -74,6 +75,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, ObsrelayError)
         return error_response(request.url.path, status_for(error), error.message)
 
+    async def on_auth_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, AuthError)
+        headers = dict(error.headers)
+        if error.status == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        return error_response(request.url.path, error.status, error.message, **headers)
+
     async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         response = error_response(request.url.path, 422, validation_sentence(error.errors()))
@@ -92,6 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(ObsrelayError, on_rule_error)
+    app.add_exception_handler(AuthError, on_auth_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,22 +1,42 @@
-"""Who is making a request: the one place that authentication plugs into.
+"""Credentials on requests: the FastAPI dependencies that apply the access policy.
 
-Until user authentication exists, obsrelay trusts what the request says: the
-compatible `newjob` takes the user from its body (as the hosted service's clients send
-it), the native API acts as an anonymous user.
+The rules are in auth/access.py; this module only takes the credentials off the
+request (Authorization, X-Site-Key, `?token=` on the websocket) and calls them.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from obsrelay.api.body import json_object, require
-from obsrelay.domain.jobs import Identity, validate_name, validate_roles
+from obsrelay.auth.access import Access, Credentials
+from obsrelay.domain.jobs import Identity, validate_name, validate_roles, validate_site
 
-ANONYMOUS = Identity(user_id="anonymous", user_name="anonymous", roles=())
+
+def access_of(request: Request) -> Access:
+    access: Access = request.app.state.access
+    return access
 
 
-async def user_from_compat_body(body: dict[str, Any] = Depends(json_object)) -> Identity:
-    """The user of a compatible `newjob` request (read from its body)."""
+def credentials(request: Request) -> Credentials:
+    return Credentials(
+        authorization=request.headers.get("authorization"),
+        site_key=request.headers.get("x-site-key"),
+    )
+
+
+async def user(request: Request) -> Identity:
+    """The signed-in user of a native API request (anonymous in `none` mode)."""
+    return await access_of(request).user(credentials(request))
+
+
+async def user_from_compat_body(
+    request: Request, body: dict[str, Any] = Depends(json_object)
+) -> Identity:
+    """The user of a compatible `newjob`: from the token, or from the body in `none` mode."""
+    access = access_of(request)
+    if access.checks_users:
+        return await access.user(credentials(request))
     require(body, "user_name", "user_id")
     roles = validate_roles(body["user_roles"]) if "user_roles" in body else ()
     return Identity(
@@ -26,6 +46,17 @@ async def user_from_compat_body(body: dict[str, Any] = Depends(json_object)) -> 
     )
 
 
-async def user(request: Request) -> Identity:
-    """The user of a native API request."""
-    return ANONYMOUS
+async def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:
+    return validate_site(site)
+
+
+async def site_caller(request: Request, site: str = Depends(site_name)) -> str:
+    """The path's site, when the request may act as that site (site keys)."""
+    await access_of(request).may_act_as_site(site, credentials(request))
+    return site
+
+
+async def site_reader(request: Request, site: str = Depends(site_name)) -> str:
+    """The path's site, when the request may read it (public read)."""
+    await access_of(request).may_read(site, credentials(request))
+    return site

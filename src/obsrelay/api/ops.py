@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from obsrelay.bus import Bus
+from obsrelay.config import Settings
 from obsrelay.store.database import Database
 
 log = logging.getLogger("obsrelay.api")
@@ -33,6 +34,15 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     bus: Bus = request.app.state.bus
+    settings: Settings = request.app.state.settings
     return JSONResponse(
-        {"status": "ok", "database": db.dialect, "bus": "ok" if bus.healthy else "reconnecting"}
+        {
+            "status": "ok",
+            "database": db.dialect,
+            "bus": "ok" if bus.healthy else "reconnecting",
+            "auth": settings.auth_mode,
+            "warning": "no user is checked (OBSRELAY_AUTH_MODE=none)"
+            if settings.auth_mode == "none"
+            else None,
+        }
     )

@@ -99,3 +99,14 @@ stream_events = sa.Table(
     sa.Column("at_ms", sa.BigInteger, nullable=False),
     sa.Index("ix_stream_events_at", "at_ms"),
 )
+
+site_keys = sa.Table(
+    "site_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("revoked_ms", sa.BigInteger, nullable=True),
+    sa.Index("ix_site_keys_site", "site"),
+)

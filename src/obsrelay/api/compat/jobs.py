@@ -14,7 +14,8 @@ from obsrelay.api.compat.wire import (
 )
 from obsrelay.api.deps import job_service
 from obsrelay.api.errors import error_response, status_for
-from obsrelay.api.identity import user_from_compat_body
+from obsrelay.api.identity import access_of, credentials, user_from_compat_body
+from obsrelay.auth.tokens import AuthError
 from obsrelay.domain.errors import ObsrelayError
 from obsrelay.domain.jobs import (
     STARTED,
@@ -46,6 +47,7 @@ ONE_DAY_MS = 24 * 3600 * 1000
 
 @router.post("/newjob", summary="Submit a job (from the web UI)")
 async def newjob(
+    request: Request,
     body: dict[str, Any] = Depends(json_object),
     user: Identity = Depends(user_from_compat_body),
     jobs: JobService = Depends(job_service),
@@ -60,6 +62,9 @@ async def newjob(
         optional_params=validate_params(body["optional_params"], "optional_params"),
         user=user,
     )
+    access = access_of(request)
+    access.limit("jobs", new.site)
+    await access.may_command(user, new.site)
     submitted = await jobs.submit(new)
     return Response(submitted.job_json, media_type="application/json")
 
@@ -71,9 +76,12 @@ async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) 
         body = await json_object(request)
         require(body, "site")
         site = validate_site(body["site"])
+        await access_of(request).may_act_as_site(site, credentials(request))
         claimed = await jobs.claim(site, parse_queue(body))
     except ObsrelayError as error:
         return error_response(request.url.path, status_for(error), error.message)
+    except AuthError as error:
+        return error_response(request.url.path, error.status, error.message)
     except Exception:
         log.exception("getnewjobs failed")
         return error_response(
@@ -82,9 +90,13 @@ async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) 
     return JSONResponse([job_to_wire(job) for job in claimed])
 
 
-async def _report(jobs: JobService, body: dict[str, Any], status: object) -> JSONResponse:
+async def _report(
+    request: Request, jobs: JobService, body: dict[str, Any], status: object
+) -> JSONResponse:
+    site = validate_site(body["site"])
+    await access_of(request).may_act_as_site(site, credentials(request))
     job = await jobs.report_status(
-        validate_site(body["site"]),
+        site,
         parse_ulid(body["ulid"]),
         parse_queue(body),
         status,
@@ -95,24 +107,32 @@ async def _report(jobs: JobService, body: dict[str, Any], status: object) -> JSO
 
 @router.post("/updatejobstatus", summary="Report a job's status (from the site)")
 async def updatejobstatus(
-    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+    request: Request,
+    body: dict[str, Any] = Depends(json_object),
+    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
     require(body, "site", "ulid", "newStatus")
-    return await _report(jobs, body, body["newStatus"])
+    return await _report(request, jobs, body, body["newStatus"])
 
 
 @router.post("/startjob", summary="Report that a job started (from the site)")
 async def startjob(
-    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+    request: Request,
+    body: dict[str, Any] = Depends(json_object),
+    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
     require(body, "site", "ulid")
-    return await _report(jobs, body, STARTED)
+    return await _report(request, jobs, body, STARTED)
 
 
 @router.post("/getrecentjobs", summary="A site's jobs from the last timeRange milliseconds")
 async def getrecentjobs(
-    body: dict[str, Any] = Depends(json_object), jobs: JobService = Depends(job_service)
+    request: Request,
+    body: dict[str, Any] = Depends(json_object),
+    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
     require(body, "site")
-    found = await jobs.recent(validate_site(body["site"]), parse_time_range_ms(body, ONE_DAY_MS))
+    site = validate_site(body["site"])
+    await access_of(request).may_read(site, credentials(request))
+    found = await jobs.recent(site, parse_time_range_ms(body, ONE_DAY_MS))
     return JSONResponse([job_to_wire(job) for job in found])

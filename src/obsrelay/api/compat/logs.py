@@ -3,11 +3,12 @@
 import math
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from obsrelay.api.body import json_object, require
 from obsrelay.api.deps import message_service
+from obsrelay.api.identity import access_of, credentials
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
 from obsrelay.services.messages import MessageService
@@ -17,12 +18,17 @@ router = APIRouter(prefix="/logs", tags=["compatible: user status"])
 
 @router.post("/newlog", summary="Post a user status message (from the site)")
 async def newlog(
+    request: Request,
     body: dict[str, Any] = Depends(json_object),
     messages: MessageService = Depends(message_service),
 ) -> JSONResponse:
     require(body, "site", "log_message")
+    site = validate_site(body["site"])
+    access = access_of(request)
+    await access.may_act_as_site(site, credentials(request))
+    access.limit("messages", site)
     message = await messages.post(
-        validate_site(body["site"]),
+        site,
         body["log_message"],
         body.get("log_level"),
         body.get("timestamp"),
@@ -32,6 +38,7 @@ async def newlog(
 
 @router.get("/recent-logs", summary="A site's messages newer than after_time (seconds)")
 async def recent_logs(
+    request: Request,
     site: str | None = Query(None, description="The site's name."),
     after_time: str | None = Query(
         None, description="Seconds since the epoch; default: a day ago."
@@ -40,7 +47,9 @@ async def recent_logs(
 ) -> JSONResponse:
     if site is None:
         raise InvalidInput("Missing required query parameter 'site'.")
-    found = await messages.since(validate_site(site), _seconds(after_time))
+    site = validate_site(site)
+    await access_of(request).may_read(site, credentials(request))
+    found = await messages.since(site, _seconds(after_time))
     return JSONResponse([message.to_wire() for message in found])
 
 

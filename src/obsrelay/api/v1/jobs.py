@@ -2,10 +2,10 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from obsrelay.api.deps import job_service
-from obsrelay.api.identity import user
+from obsrelay.api.identity import access_of, site_caller, site_name, site_reader, user
 from obsrelay.api.v1.models import (
     ERRORS,
     ClaimIn,
@@ -15,24 +15,26 @@ from obsrelay.api.v1.models import (
     StatusIn,
     SubmitJobIn,
 )
-from obsrelay.domain.jobs import Identity, NewJob, Queue, validate_site
+from obsrelay.domain.jobs import Identity, NewJob, Queue
 from obsrelay.services.jobs import JobService
 
 router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=ERRORS)
 
 
-async def site_name(site: Annotated[str, Path(description="The site's name, e.g. mrc1.")]) -> str:
-    return validate_site(site)
-
-
+# The site in the path, checked for the kind of access the endpoint needs.
 Site = Annotated[str, Depends(site_name)]
+SiteForReading = Annotated[str, Depends(site_reader)]
+SiteAsCaller = Annotated[str, Depends(site_caller)]
 Jobs = Annotated[JobService, Depends(job_service)]
 
 
 @router.post("", status_code=201, summary="Submit a job")
 async def submit_job(
-    site: Site, body: SubmitJobIn, jobs: Jobs, who: Identity = Depends(user)
+    request: Request, site: Site, body: SubmitJobIn, jobs: Jobs, who: Identity = Depends(user)
 ) -> JobOut:
+    access = access_of(request)
+    access.limit("jobs", site)
+    await access.may_command(who, site)
     new = NewJob(
         site=site,
         device_type=body.device,
@@ -47,7 +49,7 @@ async def submit_job(
 
 @router.get("", summary="List a site's jobs, a page at a time")
 async def list_jobs(
-    site: Site,
+    site: SiteForReading,
     jobs: Jobs,
     status: Annotated[
         str | None, Query(max_length=64, description="Only jobs with this status.")
@@ -71,20 +73,20 @@ async def list_jobs(
 
 
 @router.post("/claim", summary="Claim the site's unread jobs (marks them RECEIVED)")
-async def claim_jobs(site: Site, jobs: Jobs, body: ClaimIn | None = None) -> list[JobOut]:
+async def claim_jobs(site: SiteAsCaller, jobs: Jobs, body: ClaimIn | None = None) -> list[JobOut]:
     body = body or ClaimIn()
     claimed = await jobs.claim(site, Queue(body.queue), body.limit)
     return [JobOut.of(job) for job in claimed]
 
 
 @router.get("/{ulid}", summary="One job with its whole status history")
-async def get_job(site: Site, ulid: str, jobs: Jobs) -> JobDetailOut:
+async def get_job(site: SiteForReading, ulid: str, jobs: Jobs) -> JobDetailOut:
     job, history = await jobs.get(site, ulid)
     return JobDetailOut.with_history(job, history)
 
 
 @router.post("/{ulid}/status", summary="Report a job's status (from the site)")
-async def report_status(site: Site, ulid: str, body: StatusIn, jobs: Jobs) -> JobOut:
+async def report_status(site: SiteAsCaller, ulid: str, body: StatusIn, jobs: Jobs) -> JobOut:
     job = await jobs.report_status(
         site, ulid, Queue(body.queue), body.status, body.seconds_until_complete
     )
@@ -92,5 +94,8 @@ async def report_status(site: Site, ulid: str, body: StatusIn, jobs: Jobs) -> Jo
 
 
 @router.post("/{ulid}/cancel", summary="Cancel a job the site has not received yet")
-async def cancel_job(site: Site, ulid: str, jobs: Jobs, who: Identity = Depends(user)) -> JobOut:
+async def cancel_job(
+    request: Request, site: Site, ulid: str, jobs: Jobs, who: Identity = Depends(user)
+) -> JobOut:
+    await access_of(request).may_command(who, site)
     return JobOut.of(await jobs.cancel(site, ulid, who))

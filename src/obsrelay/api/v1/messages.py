@@ -2,10 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from obsrelay.api.deps import event_log, message_service
-from obsrelay.api.v1.jobs import Site
+from obsrelay.api.identity import access_of
+from obsrelay.api.v1.jobs import SiteAsCaller, SiteForReading
 from obsrelay.api.v1.models import ERRORS, EventIn, MessageIn, MessageOut, MessagePageOut
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog
@@ -15,13 +16,16 @@ Messages = Annotated[MessageService, Depends(message_service)]
 
 
 @router.post("/messages", status_code=201, tags=["messages"], summary="Post a message")
-async def post_message(site: Site, body: MessageIn, messages: Messages) -> MessageOut:
+async def post_message(
+    request: Request, site: SiteAsCaller, body: MessageIn, messages: Messages
+) -> MessageOut:
+    access_of(request).limit("messages", site)
     return MessageOut.of(await messages.post(site, body.message, body.level, body.timestamp))
 
 
 @router.get("/messages", tags=["messages"], summary="A site's messages, a page at a time")
 async def list_messages(
-    site: Site,
+    site: SiteForReading,
     messages: Messages,
     after: Annotated[
         str | None, Query(max_length=26, description="The `next_after` of the previous page.")
@@ -45,7 +49,8 @@ async def list_messages(
     summary="Push a live event to the site's datastream (not stored)",
 )
 async def push_event(
-    site: Site, body: EventIn, events: EventLog = Depends(event_log)
+    request: Request, site: SiteAsCaller, body: EventIn, events: EventLog = Depends(event_log)
 ) -> dict[str, Any]:
+    access_of(request).limit("events", site)
     await events.publish_live(site, body.topic, body.data)
     return {"site": site, "topic": body.topic, "stored": False}
