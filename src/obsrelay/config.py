@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = Field(
         "roles", description="The claim holding the roles (a list, or an object with 'roles')."
     )
+    oidc_refresh_seconds: float = Field(
+        30.0, ge=0, description="Least time between two fetches of the JWKS for unknown keys."
+    )
     public_read: bool = Field(
         True, description="Reading jobs, messages, datastream needs no token."
     )

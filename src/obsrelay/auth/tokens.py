@@ -60,11 +60,17 @@ class JwksKeys(KeySource):
     """The provider's JWKS, cached; fetched again for an unknown key id (key rotation).
 
     Concurrent requests that need a fetch share one, and an unknown key id triggers at
-    most one fetch per _MIN_REFRESH_SECONDS, so forged key ids cannot cause a storm.
+    most one fetch per `min_refresh_seconds`, so forged key ids cannot cause a storm.
     """
 
-    def __init__(self, url: str, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient | None = None,
+        min_refresh_seconds: float = _MIN_REFRESH_SECONDS,
+    ) -> None:
         self._url = url
+        self._min_refresh = min_refresh_seconds
         self._client = client or httpx.AsyncClient(timeout=_JWKS_TIMEOUT)
         self._keys: PyJWKSet | None = None
         self._fetched_at = 0.0
@@ -75,7 +81,7 @@ class JwksKeys(KeySource):
             try:
                 return _pick(self._keys, kid)
             except AuthError:
-                if time.monotonic() - self._fetched_at < _MIN_REFRESH_SECONDS:
+                if time.monotonic() - self._fetched_at < self._min_refresh:
                     raise
         await self._refresh()
         assert self._keys is not None
