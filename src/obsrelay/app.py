@@ -60,9 +60,7 @@ def build_access(
         )
     elif settings.auth_mode == "oidc":
         assert settings.oidc_jwks_url and settings.oidc_issuer and settings.oidc_audience
-        jwks = JwksKeys(
-            settings.oidc_jwks_url, min_refresh_seconds=settings.oidc_refresh_seconds
-        )
+        jwks = JwksKeys(settings.oidc_jwks_url, min_refresh_seconds=settings.oidc_refresh_seconds)
         closers.append(jwks.close)
         verifier = TokenVerifier(
             jwks,

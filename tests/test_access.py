@@ -1,0 +1,259 @@
+"""The access policy against real servers: reservations, site keys, private reads, limits."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.fakes import FakeCalendar, http_server
+from tests.helpers import newjob_body, newlog_body, raw, ws_url
+from tests.servers import ServerProcess, start_server
+
+
+def cli(*args: str, database_url: str, data_dir: Path) -> str:
+    """Runs `obsrelay ...` as an operator would; returns its last line."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "obsrelay", *args],
+        env={
+            **environment,
+            "OBSRELAY_DATABASE_URL": database_url,
+            "OBSRELAY_DATA_DIR": str(data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def calendar() -> Iterator[tuple[FakeCalendar, str]]:
+    fake = FakeCalendar()
+    with http_server(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory, calendar) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("local")
+    server = start_server(
+        f"sqlite:///{workdir / 'local.db'}",
+        workdir,
+        OBSRELAY_AUTH_MODE="local",
+        OBSRELAY_CALENDAR_URL=calendar[1],
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def token(server: ServerProcess, user: str, *roles: str) -> str:
+    args = ["tokens", "create", "--user", user, "--name", user.title()]
+    for role in roles:
+        args += ["--role", role]
+    return cli(*args, database_url=server.database_url, data_dir=server.log_path.parent / "var")
+
+
+def submit(server: ServerProcess, site: str, bearer: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/jobs/newjob",
+        content=raw(newjob_body(site)),
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=10,
+    )
+
+
+def test_reservations(local_server, calendar, site):
+    fake, _ = calendar
+    holder, other, admin = (
+        token(local_server, "holder"),
+        token(local_server, "other"),
+        token(local_server, "boss", "admin"),
+    )
+    fake.holders[site] = [{"id": "holder", "name": "Holder Person"}]
+    assert submit(local_server, site, holder).status_code == 200
+    refused = submit(local_server, site, other)
+    assert refused.status_code == 401
+    assert "Holder Person holds a reservation" in refused.json()
+    assert submit(local_server, site, admin).status_code == 200
+    free_site = site + "-free"
+    assert submit(local_server, free_site, other).status_code == 200  # nobody holds it
+
+    for behaviour in ("down", "nonsense", "slow"):
+        broken = f"{site}-{behaviour}"
+        fake.behaviour[broken] = behaviour
+        started = time.monotonic()
+        response = submit(local_server, broken, other)
+        assert response.status_code == 503, behaviour
+        assert "calendar" in response.json()
+        assert time.monotonic() - started < 3.9, "a slow calendar must not hold the request"
+        assert submit(local_server, broken, admin).status_code == 200  # admins never wait
+
+    # Answers are cached for a few seconds per site.
+    calls = fake.calls
+    for _ in range(5):
+        submit(local_server, site, holder)
+    assert fake.calls == calls
+
+
+@pytest.mark.parametrize("mode", ["off", "optional", "required"])
+def test_site_keys(mode, tmp_path, site):
+    server = start_server(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, OBSRELAY_SITE_KEYS=mode)
+    try:
+        key = cli(
+            "sites", "add-key", site, database_url=server.database_url, data_dir=tmp_path / "var"
+        )
+        other_key = cli(
+            "sites",
+            "add-key",
+            site + "-b",
+            database_url=server.database_url,
+            data_dir=tmp_path / "var",
+        )
+        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+
+        def calls(headers: dict[str, str]) -> list[httpx.Response]:
+            with httpx.Client(base_url=server.url, headers=headers) as client:
+                return [
+                    client.post("/jobs/getnewjobs", content=raw({"site": site})),
+                    client.post(
+                        "/jobs/updatejobstatus",
+                        content=raw({"site": site, "ulid": job["ulid"], "newStatus": "EXPOSING"}),
+                    ),
+                    client.post("/jobs/startjob", content=raw({"site": site, "ulid": job["ulid"]})),
+                    client.post("/logs/newlog", content=newlog_body(site, "hello")),
+                    client.post(f"/api/v1/sites/{site}/jobs/claim"),
+                    client.post(
+                        f"/api/v1/sites/{site}/jobs/{job['ulid']}/status",
+                        json={"status": "SLEWING"},
+                    ),
+                    client.post(f"/api/v1/sites/{site}/messages", json={"message": "hi"}),
+                    client.post(
+                        f"/api/v1/sites/{site}/events", json={"topic": "sitestatus", "data": 1}
+                    ),
+                ]
+
+        def statuses(headers: dict[str, str]) -> set[int]:
+            return {response.status_code for response in calls(headers)}
+
+        good = {200, 201, 202}
+        assert statuses({"X-Site-Key": key}) <= good
+        assert statuses({"Authorization": f"Bearer {key}"}) <= good
+        no_key, wrong_key, others_key = (
+            statuses({}),
+            statuses({"X-Site-Key": "ork_bad_key"}),
+            statuses({"X-Site-Key": other_key}),
+        )
+        if mode == "off":
+            assert no_key <= good and wrong_key <= good and others_key <= good
+        elif mode == "optional":
+            assert no_key <= good and wrong_key == {401} and others_key == {403}
+        else:
+            assert no_key == {401} and wrong_key == {401} and others_key == {403}
+            refused = calls({})[0]
+            assert refused.json() == [] and "key" in refused.headers["x-obsrelay-error"]
+
+        key_id = key.split("_")[1]
+        listed = subprocess.run(
+            [sys.executable, "-m", "obsrelay", "sites", "list"],
+            env={**os.environ, "OBSRELAY_DATABASE_URL": server.database_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert f"{site}\t{key_id}\tactive" in listed and key.split("_")[2] not in listed
+        cli(
+            "sites",
+            "revoke-key",
+            site,
+            key_id,
+            database_url=server.database_url,
+            data_dir=tmp_path / "var",
+        )
+        revoked = statuses({"X-Site-Key": key})
+        assert revoked <= good if mode == "off" else revoked == {401}
+    finally:
+        server.stop()
+
+
+def test_private_reads(tmp_path, site):
+    server = start_server(
+        f"sqlite:///{tmp_path / 'private.db'}",
+        tmp_path,
+        OBSRELAY_AUTH_MODE="local",
+        OBSRELAY_PUBLIC_READ="false",
+    )
+    try:
+        reader = token(server, "reader")
+        reads = [
+            ("POST", "/jobs/getrecentjobs", raw({"site": site})),
+            ("GET", f"/logs/recent-logs?site={site}", None),
+            ("GET", f"/api/v1/sites/{site}/jobs", None),
+            ("GET", f"/api/v1/sites/{site}/messages", None),
+        ]
+        for method, path, body in reads:
+            anonymous = httpx.request(method, server.url + path, content=body)
+            assert anonymous.status_code == 401, path
+            signed_in = httpx.request(
+                method,
+                server.url + path,
+                content=body,
+                headers={"Authorization": f"Bearer {reader}"},
+            )
+            assert signed_in.status_code == 200, path
+
+        async def sockets() -> None:
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(ws_url(server.url, f"site={site}"))
+            ws = await websockets.connect(ws_url(server.url, f"site={site}&token={reader}"))
+            await ws.close()
+
+        asyncio.run(sockets())
+    finally:
+        server.stop()
+
+
+def test_rate_limit_answers_429_with_retry_after(tmp_path, site):
+    server = start_server(
+        f"sqlite:///{tmp_path / 'limits.db'}",
+        tmp_path,
+        OBSRELAY_RATE_MESSAGES="1",
+        OBSRELAY_RATE_BURST_SECONDS="3",
+        OBSRELAY_MAX_SOCKETS_PER_CLIENT="2",
+    )
+    try:
+        answers = [
+            httpx.post(f"{server.url}/logs/newlog", content=newlog_body(site, f"m{i}"))
+            for i in range(4)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert "Too many messages" in answers[-1].json()
+        other = httpx.post(f"{server.url}/logs/newlog", content=newlog_body(site + "-b", "x"))
+        assert other.status_code == 200  # the limit is per site
+        stored = httpx.get(f"{server.url}/logs/recent-logs", params={"site": site}).json()
+        assert len(stored) == 3
+
+        async def sockets() -> None:
+            open_ = [await websockets.connect(ws_url(server.url, f"site={site}")) for _ in range(2)]
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(ws_url(server.url, f"site={site}"))
+            await open_[0].close()
+            await asyncio.sleep(0.3)
+            again = await websockets.connect(ws_url(server.url, f"site={site}"))
+            for ws in (again, open_[1]):
+                await ws.close()
+
+        asyncio.run(sockets())
+    finally:
+        server.stop()
