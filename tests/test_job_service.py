@@ -139,7 +139,6 @@ async def test_unread_jobs_expire(db: Database, events: EventLog, site):
 async def test_recent_and_paging(jobs: JobService, site):
     ulids = [(await jobs.submit(new_job(site))).job.ulid for _ in range(7)]
     assert [j.ulid for j in await jobs.recent(site, 60_000)] == ulids
-    assert await jobs.recent(site, 0) == [] or len(await jobs.recent(site, 0)) <= 1
     seen, after = [], None
     while True:
         page = await jobs.page(site, after=after, limit=3)

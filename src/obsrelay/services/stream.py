@@ -216,11 +216,6 @@ class Hub:
             if not feed.subscribers and not feed.reading:
                 del self._feeds[feed.site]
 
-    def position(self, site: str) -> int | None:
-        """The last event this process has read for `site`, if it follows the site."""
-        feed = self._feeds.get(site)
-        return feed.last_seq if feed else None
-
     async def _feed(self, site: str) -> _Feed:
         known = self._feeds.get(site)
         if known is not None:
