@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
+from obsrelay.api.identity import credentials as credentials_of
 from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, encode_text_frame, frame_writer_for
 from obsrelay.auth.access import Access, Credentials
 from obsrelay.auth.tokens import AuthError
@@ -143,7 +144,7 @@ async def datastream(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_POLICY)
         return
     access: Access = websocket.app.state.access
-    credentials = _credentials(websocket)
+    credentials = credentials_of(websocket)
     try:
         await access.may_read(site, credentials)
     except AuthError:
@@ -162,15 +163,6 @@ async def datastream(websocket: WebSocket) -> None:
         sockets[client] -= 1
         if not sockets[client]:
             del sockets[client]
-
-
-def _credentials(websocket: WebSocket) -> Credentials:
-    """A browser cannot set headers on a websocket: the token may come as `?token=`."""
-    token = websocket.query_params.get("token")
-    return Credentials(
-        authorization=f"Bearer {token}" if token else websocket.headers.get("authorization"),
-        site_key=websocket.headers.get("x-site-key"),
-    )
 
 
 async def _serve(

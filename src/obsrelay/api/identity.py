@@ -7,6 +7,7 @@ request (Authorization, X-Site-Key, `?token=` on the websocket) and calls them.
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from starlette.requests import HTTPConnection
 
 from obsrelay.api.body import json_object, require
 from obsrelay.auth.access import Access, Credentials
@@ -18,10 +19,15 @@ def access_of(request: Request) -> Access:
     return access
 
 
-def credentials(request: Request) -> Credentials:
+def credentials(connection: HTTPConnection) -> Credentials:
+    """Authorization and X-Site-Key; on a websocket also `?token=`, since a browser
+    cannot set headers there (not on plain requests: URLs end up in logs)."""
+    token = (
+        connection.query_params.get("token") if connection.scope["type"] == "websocket" else None
+    )
     return Credentials(
-        authorization=request.headers.get("authorization"),
-        site_key=request.headers.get("x-site-key"),
+        authorization=f"Bearer {token}" if token else connection.headers.get("authorization"),
+        site_key=connection.headers.get("x-site-key"),
     )
 
 
