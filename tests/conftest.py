@@ -1,5 +1,6 @@
 """Fixtures: databases on both backends, and real obsrelay servers to talk to over HTTP."""
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from obsrelay.bus import MemoryBus
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
-from tests.servers import ServerProcess, fresh_postgres_database, start_server
+from tests.servers import ServerProcess, fresh_postgres_database, start_server, unavailable
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -64,7 +65,8 @@ def site() -> str:
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real obsrelay process on a free port, once per backend."""
     workdir: Path = tmp_path_factory.mktemp("server")
-    process = start_server(database_url, workdir)
+    # A waiting claim is woken by the bus; a re-check of 25 s would show if it was not.
+    process = start_server(database_url, workdir, OBSRELAY_LONGPOLL_RECHECK="25")
     try:
         yield process
     finally:
@@ -75,3 +77,12 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=20) as client:
         yield client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("OBSRELAY_TEST_REDIS_URL")
+    if not url:
+        unavailable("Redis tests need OBSRELAY_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0")
+    assert url
+    return url

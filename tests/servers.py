@@ -91,13 +91,19 @@ class ServerProcess:
 
 
 def start_server(
-    database_url: str | None, workdir: Path, command: list[str] | None = None, **env: str
+    database_url: str | None,
+    workdir: Path,
+    command: list[str] | None = None,
+    *,
+    port: int | None = None,
+    **env: str,
 ) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers.
 
-    With `database_url` None the server uses its default (a SQLite file under ./var).
+    With `database_url` None the server uses its default (a SQLite file under ./var);
+    `port` to come back where a stopped server was.
     """
-    port = free_port()
+    port = port or free_port()
     log_path = workdir / f"server-{port}.log"
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")},

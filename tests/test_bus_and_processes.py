@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,15 +14,6 @@ import websockets
 from obsrelay.bus.redis import RedisBus
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.servers import RedisProcess, ServerProcess, start_server, unavailable
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("OBSRELAY_TEST_REDIS_URL")
-    if not url:
-        unavailable("Redis tests need OBSRELAY_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0")
-    assert url
-    return url
 
 
 async def test_redis_bus_reaches_every_process(redis_url: str):

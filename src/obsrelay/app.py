@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,6 +18,7 @@ from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
 from obsrelay.api.middleware import AccessLog, BodySizeLimit
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
+from obsrelay.api.v1 import sites as v1_sites
 from obsrelay.auth.access import Access
 from obsrelay.auth.calendar import Calendar
 from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
@@ -28,6 +30,7 @@ from obsrelay.config import Settings, load_settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog, Hub
+from obsrelay.services.waiting import JobWaiters
 from obsrelay.store.database import Database, open_database
 
 log = logging.getLogger("obsrelay")
@@ -113,6 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.bus = bus
         app.state.events = events
         app.state.hub = hub
+        waiters = JobWaiters(settings.longpoll_recheck)
+        app.state.waiters = waiters
         app.state.jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
         app.state.messages = MessageService(
             db, events, retention_seconds=settings.message_retention
@@ -126,7 +131,13 @@ def create_app(settings: Settings) -> FastAPI:
                 "site. For local experiments only."
             )
         await hub.start()
-        await bus.start(hub.on_bus_message)
+        await waiters.start()
+
+        def on_bus_message(message: dict[str, Any]) -> None:
+            hub.on_bus_message(message)
+            waiters.on_bus_message(message)
+
+        await bus.start(on_bus_message)
         sweepers = [
             asyncio.create_task(
                 _sweep_forever("expiry", app.state.jobs.expire_stale, settings.sweep_interval)
@@ -143,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            waiters.close()
             await bus.close()
             await hub.close()
             for close in closers:
@@ -161,7 +173,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(compat_logs.router)
     app.include_router(ops.router)
     app.include_router(v1_jobs.router)
+    app.include_router(v1_jobs.by_ulid_router)
     app.include_router(v1_messages.router)
+    app.include_router(v1_sites.router)
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outside the body limit, so that its 413 answers carry CORS headers too.

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         description="An unread job older than this is never delivered and becomes EXPIRED "
         "(seconds or '12h', '1d'; 0 turns expiry off).",
     )
+    longpoll_recheck: float = Field(
+        1.0,
+        gt=0,
+        le=25,
+        description="A waiting claim (long-poll) looks for jobs again this often in "
+        "seconds, in case a notification was lost.",
+    )
     sweep_interval: float = Field(
         60.0, gt=0, description="Seconds between expiry and retention sweeps."
     )

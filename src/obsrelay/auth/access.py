@@ -100,6 +100,12 @@ class Access:
         if owner != site:
             raise AuthError(f"This key belongs to site {owner}, not {site}.", 403)
 
+    async def may_list_sites(self, credentials: Credentials) -> None:
+        """Raises AuthError unless the request may see which sites there are."""
+        if self.public_read or self.verifier is None:
+            return
+        await self.user(credentials)
+
     async def may_read(self, site: str, credentials: Credentials) -> None:
         """Raises AuthError unless the request may read `site` (public read setting)."""
         if self.public_read:

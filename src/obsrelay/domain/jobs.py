@@ -40,6 +40,8 @@ MAX_NAME_LENGTH = 256
 MAX_SITE_LENGTH = 64
 _SITE_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 _STATUS_PATTERN = re.compile(r"[A-Z0-9_ .:/-]+")
+_CLAIM_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+MAX_WAIT_SECONDS = 25.0
 
 
 class Queue(StrEnum):
@@ -156,6 +158,31 @@ def validate_name(value: object, field: str) -> str:
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidInput(f"'{field}' must be at most {MAX_NAME_LENGTH} characters long.")
     return value
+
+
+def validate_claim_id(value: object) -> str:
+    """A client's id for one claim: a retry with the same id gets the same jobs again."""
+    if not isinstance(value, str) or not _CLAIM_ID_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            "'claim_id' must be 8 to 64 letters, digits, '-' or '_' "
+            "(a new random one per claim, the same one when retrying it)."
+        )
+    return value
+
+
+def parse_wait(value: object) -> tuple[float, bool]:
+    """A long-poll's `wait` in seconds, clamped to MAX_WAIT_SECONDS; says if it was clamped."""
+    if isinstance(value, str):
+        text = value
+        try:
+            value = float(text)
+        except ValueError:
+            raise InvalidInput(f"'wait' must be a number of seconds, not '{text[:40]}'.") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"'wait' must be a number of seconds, not {_type_name(value)}.")
+    if not value >= 0 or value == float("inf"):
+        raise InvalidInput("'wait' must be a number of seconds from 0 up.")
+    return min(float(value), MAX_WAIT_SECONDS), value > MAX_WAIT_SECONDS
 
 
 def validate_params(value: object, field: str) -> dict[str, Any]:

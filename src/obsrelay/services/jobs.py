@@ -33,6 +33,7 @@ from obsrelay.store.database import Database
 
 SOURCE_SITE = "site"
 SOURCE_EXPIRY = "expiry"
+SOURCE_CLAIM = "claim:"
 
 
 def wall_clock_ms() -> int:
@@ -145,13 +146,30 @@ class JobService:
         await self._events.announce(submitted.events)
         return submitted
 
-    async def claim(self, site: str, queue: Queue, limit: int | None = None) -> list[Job]:
-        """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first."""
+    async def claim(
+        self, site: str, queue: Queue, limit: int | None = None, claim_id: str | None = None
+    ) -> list[Job]:
+        """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first.
+
+        With `claim_id`, a retry of a claim whose answer was lost returns the jobs the
+        first attempt took (and takes no more): a job is never lost between the two.
+        """
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
+        source = SOURCE_SITE if claim_id is None else f"{SOURCE_CLAIM}{claim_id}"
+
+        def probe(conn: sa.Connection) -> tuple[list[Job], bool]:
+            if claim_id is not None:
+                taken = queries.jobs_with_history_source(conn, queue, source)
+                taken = [job for job in taken if job.site == site]
+                if taken:
+                    return taken, False
+            return [], queries.has_unread(conn, site, queue, floor)
+
         # Most polls find nothing: answer those from a read, without a write transaction.
-        if not await self._db.read(lambda conn: queries.has_unread(conn, site, queue, floor)):
-            return []
+        taken, unread = await self._db.read(probe)
+        if taken or not unread:
+            return taken
 
         def mark_received(conn: sa.Connection) -> tuple[list[Job], list[StreamEvent]]:
             claimed = queries.claim_unread(
@@ -160,7 +178,7 @@ class JobService:
             queries.insert_history(
                 conn,
                 (
-                    (job.ulid, HistoryEntry(now, queue, RECEIVED, UNKNOWN_SECONDS, SOURCE_SITE))
+                    (job.ulid, HistoryEntry(now, queue, RECEIVED, UNKNOWN_SECONDS, source))
                     for job in claimed
                 ),
             )
@@ -272,6 +290,17 @@ class JobService:
         more = len(found) > limit
         found = found[:limit]
         return JobPage(found, found[-1].ulid if more else None)
+
+    async def find(self, ulid: str) -> tuple[Job, list[HistoryEntry]]:
+        """One job, at whatever site, with its whole status history."""
+
+        def read(conn: sa.Connection) -> tuple[Job, list[HistoryEntry]]:
+            job = queries.get_job(conn, ulid)
+            if job is None:
+                raise NotFound(f"There is no job {ulid}.")
+            return job, rules.creation_history(job) + queries.get_history(conn, ulid)
+
+        return await self._db.read(read)
 
     async def get(self, site: str, ulid: str) -> tuple[Job, list[HistoryEntry]]:
         """One job with its whole status history, oldest change first."""

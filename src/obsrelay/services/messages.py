@@ -46,23 +46,36 @@ class MessageService:
 
     async def post(self, site: str, text: object, level: object, timestamp: object) -> Message:
         """Stores a message and streams it; raises InvalidInput naming what is wrong."""
+        return (await self.post_many(site, [(text, level, timestamp)]))[0]
+
+    async def post_many(
+        self, site: str, items: list[tuple[object, object, object]]
+    ) -> list[Message]:
+        """Stores (text, level, timestamp) messages in one transaction, in order.
+
+        Every item is checked before anything is stored: one bad item stores none.
+        """
         now = self._clock()
-        message = Message(
-            ulid=self._ulids.new(int(now * 1000)),
-            site=site,
-            timestamp=rules.validate_timestamp(timestamp, now),
-            level=rules.normalize_level(level),
-            message=rules.validate_text(text),
-        )
+        now_ms = int(now * 1000)
+        batch = [
+            Message(
+                ulid=self._ulids.new(now_ms),
+                site=site,
+                timestamp=rules.validate_timestamp(timestamp, now),
+                level=rules.normalize_level(level),
+                message=rules.validate_text(text),
+            )
+            for text, level, timestamp in items
+        ]
 
         def store(conn: sa.Connection) -> list[StreamEvent]:
-            queries.insert_message(conn, message)
-            return EventLog.append(
-                conn, site, TOPIC_USERSTATUS, [encode(message.to_wire())], int(now * 1000)
-            )
+            for message in batch:
+                queries.insert_message(conn, message)
+            wire = [encode(message.to_wire()) for message in batch]
+            return EventLog.append(conn, site, TOPIC_USERSTATUS, wire, now_ms)
 
         await self._events.announce(await self._db.write(store))
-        return message
+        return batch
 
     async def since(self, site: str, after_timestamp: float | None = None) -> list[Message]:
         """`site`'s messages dated after `after_timestamp` (default: the last day)."""

@@ -80,11 +80,18 @@ class EventLog:
     async def announce(self, events: Iterable[StreamEvent]) -> None:
         """Tells every process, after the commit, the newest event of each site touched."""
         newest: dict[str, int] = {}
+        with_jobs: set[str] = set()
         for event in events:
             if event.seq is not None:
                 newest[event.site] = max(newest.get(event.site, 0), event.seq)
+                if event.topic == TOPIC_JOBS:
+                    with_jobs.add(event.site)
         for site, seq in newest.items():
-            await self._bus.publish({"site": site, "seq": seq})
+            # "jobs" wakes the claims waiting for this site (services/waiting.py).
+            notice: dict[str, Any] = {"site": site, "seq": seq}
+            if site in with_jobs:
+                notice["jobs"] = True
+            await self._bus.publish(notice)
 
     async def publish_live(self, site: str, topic: str, data: Any) -> None:
         """Sends an event that is not stored to the site's subscribers on every process."""
@@ -96,6 +103,10 @@ class EventLog:
 
     async def head(self, site: str) -> int:
         return await self._db.read(lambda conn: queries.head(conn, site))
+
+    async def sites(self) -> list[tuple[str, int]]:
+        """Every site with a stream (any job or message ever), with its head."""
+        return await self._db.read(queries.sites)
 
     async def delete_before(self, at_ms: int, batch: int) -> int:
         return await self._db.write(lambda conn: queries.delete_events_before(conn, at_ms, batch))

@@ -139,6 +139,15 @@ def get_jobs(conn: sa.Connection, ulids: Sequence[str]) -> list[Job]:
     return [row_to_job(row) for row in conn.execute(query)]
 
 
+def jobs_with_history_source(conn: sa.Connection, queue: Queue, source: str) -> list[Job]:
+    """The jobs with a history entry on `queue` written by `source`, oldest first."""
+    ulids = sa.select(job_history.c.job_ulid).where(
+        job_history.c.source == source, job_history.c.queue == str(queue)
+    )
+    query = sa.select(jobs).where(jobs.c.ulid.in_(ulids)).order_by(jobs.c.ulid)
+    return [row_to_job(row) for row in conn.execute(query)]
+
+
 def set_queue_state(conn: sa.Connection, ulid: str, queue: Queue, state: QueueState) -> Job:
     query = (
         jobs.update()

@@ -62,6 +62,8 @@ job_history = sa.Table(
     sa.Column("seconds_until_complete", sa.Integer, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Index("ix_job_history_job", "job_ulid", "id"),
+    # A retried claim finds the jobs its first attempt took (source "claim:<id>").
+    sa.Index("ix_job_history_source", "source"),
 )
 
 messages = sa.Table(

@@ -64,6 +64,12 @@ def head(conn: sa.Connection, site: str) -> int:
     return conn.execute(query).scalar() or 0
 
 
+def sites(conn: sa.Connection) -> list[tuple[str, int]]:
+    """Every site that ever had an event, with its newest event's number, by name."""
+    query = sa.select(stream_heads.c.site, stream_heads.c.last_seq).order_by(stream_heads.c.site)
+    return [(row.site, row.last_seq) for row in conn.execute(query)]
+
+
 def delete_events_before(conn: sa.Connection, at_ms: int, limit: int) -> int:
     """Deletes up to `limit` events older than `at_ms`; returns how many."""
     doomed = (

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from obsrelay.api import longpoll
 from obsrelay.api.body import json_object, require
 from obsrelay.api.compat.wire import (
     parse_queue,
@@ -70,14 +71,19 @@ async def newjob(
 
 
 @router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")
-async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) -> JSONResponse:
+async def getnewjobs(request: Request) -> JSONResponse:
+    """With `wait` (seconds, in the body or the query), holds the request until a job
+    comes or the wait ends (long-poll)."""
     # Always a JSON list, whatever happens: anything else stops the site's poller.
     try:
         body = await json_object(request)
         require(body, "site")
         site = validate_site(body["site"])
+        queue = parse_queue(body)
+        asked = body.get("wait", request.query_params.get("wait"))
+        wait, headers = longpoll.wait_and_headers(asked)
         await access_of(request).may_act_as_site(site, credentials(request))
-        claimed = await jobs.claim(site, parse_queue(body))
+        claimed = await longpoll.claim(request, site, queue, wait=wait)
     except ObsrelayError as error:
         return error_response(request.url.path, status_for(error), error.message)
     except AuthError as error:
@@ -87,7 +93,7 @@ async def getnewjobs(request: Request, jobs: JobService = Depends(job_service)) 
         return error_response(
             request.url.path, 503, "The server could not read the job queue; try again."
         )
-    return JSONResponse([job_to_wire(job) for job in claimed])
+    return JSONResponse([job_to_wire(job) for job in claimed], headers=headers)
 
 
 async def _report(

@@ -2,10 +2,18 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from obsrelay.api import longpoll
 from obsrelay.api.deps import job_service
-from obsrelay.api.identity import access_of, site_caller, site_name, site_reader, user
+from obsrelay.api.identity import (
+    access_of,
+    credentials,
+    site_caller,
+    site_name,
+    site_reader,
+    user,
+)
 from obsrelay.api.v1.models import (
     ERRORS,
     ClaimIn,
@@ -19,6 +27,8 @@ from obsrelay.domain.jobs import Identity, NewJob, Queue
 from obsrelay.services.jobs import JobService
 
 router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=ERRORS)
+# The same job by its ULID alone, for people and scripts that have only that.
+by_ulid_router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
 
 
 # The site in the path, checked for the kind of access the endpoint needs.
@@ -73,9 +83,15 @@ async def list_jobs(
 
 
 @router.post("/claim", summary="Claim the site's unread jobs (marks them RECEIVED)")
-async def claim_jobs(site: SiteAsCaller, jobs: Jobs, body: ClaimIn | None = None) -> list[JobOut]:
+async def claim_jobs(
+    request: Request, response: Response, site: SiteAsCaller, body: ClaimIn | None = None
+) -> list[JobOut]:
     body = body or ClaimIn()
-    claimed = await jobs.claim(site, Queue(body.queue), body.limit)
+    wait, headers = longpoll.wait_and_headers(body.wait)
+    response.headers.update(headers)
+    claimed = await longpoll.claim(
+        request, site, Queue(body.queue), wait=wait, limit=body.limit, claim_id=body.claim_id
+    )
     return [JobOut.of(job) for job in claimed]
 
 
@@ -99,3 +115,19 @@ async def cancel_job(
 ) -> JobOut:
     await access_of(request).may_command(who, site)
     return JobOut.of(await jobs.cancel(site, ulid, who))
+
+
+@by_ulid_router.get("/{ulid}", summary="One job, at whatever site, with its status history")
+async def find_job(request: Request, ulid: str, jobs: Jobs) -> JobDetailOut:
+    job, history = await jobs.find(ulid)
+    await access_of(request).may_read(job.site, credentials(request))
+    return JobDetailOut.with_history(job, history)
+
+
+@by_ulid_router.post("/{ulid}/cancel", summary="Cancel a job, at whatever site")
+async def cancel_found_job(
+    request: Request, ulid: str, jobs: Jobs, who: Identity = Depends(user)
+) -> JobOut:
+    job, _ = await jobs.find(ulid)
+    await access_of(request).may_command(who, job.site)
+    return JobOut.of(await jobs.cancel(job.site, ulid, who))

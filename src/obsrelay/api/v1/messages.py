@@ -7,7 +7,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from obsrelay.api.deps import event_log, message_service
 from obsrelay.api.identity import access_of
 from obsrelay.api.v1.jobs import SiteAsCaller, SiteForReading
-from obsrelay.api.v1.models import ERRORS, EventIn, MessageIn, MessageOut, MessagePageOut
+from obsrelay.api.v1.models import (
+    ERRORS,
+    MAX_BATCH,
+    EventIn,
+    MessageBatchIn,
+    MessageBatchOut,
+    MessageIn,
+    MessageOut,
+    MessagePageOut,
+)
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog
 
@@ -21,6 +30,22 @@ async def post_message(
 ) -> MessageOut:
     access_of(request).limit("messages", site)
     return MessageOut.of(await messages.post(site, body.message, body.level, body.timestamp))
+
+
+@router.post(
+    "/messages/batch",
+    status_code=201,
+    tags=["messages"],
+    summary=f"Post up to {MAX_BATCH} messages at once, in order (one request of the rate limit)",
+)
+async def post_messages(
+    request: Request, site: SiteAsCaller, body: MessageBatchIn, messages: Messages
+) -> MessageBatchOut:
+    access_of(request).limit("messages", site)
+    posted = await messages.post_many(
+        site, [(item.message, item.level, item.timestamp) for item in body.messages]
+    )
+    return MessageBatchOut(messages=[MessageOut.of(message) for message in posted])
 
 
 @router.get("/messages", tags=["messages"], summary="A site's messages, a page at a time")

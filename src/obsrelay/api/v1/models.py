@@ -8,6 +8,7 @@ from obsrelay.domain.jobs import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
     MAX_STATUS_LENGTH,
+    MAX_WAIT_SECONDS,
     HistoryEntry,
     Job,
     QueueState,
@@ -33,6 +34,21 @@ class SubmitJobIn(_Strict):
 class ClaimIn(_Strict):
     queue: QueueName = "primary"
     limit: int | None = Field(None, ge=1, le=1000, description="At most this many jobs.")
+    wait: float | None = Field(
+        None,
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description=f"Long-poll: with no job waiting, hold the request up to this many "
+        f"seconds until one comes (at most {MAX_WAIT_SECONDS:g}; more is clamped).",
+        examples=[20],
+    )
+    claim_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="A new random id per claim; a retry of a claim whose answer was lost "
+        "sends the same id again and gets the same jobs.",
+    )
 
 
 class StatusIn(_Strict):
@@ -133,6 +149,13 @@ class MessageIn(_Strict):
     timestamp: float | None = Field(None, description="Epoch seconds; default now.")
 
 
+MAX_BATCH = 100
+
+
+class MessageBatchIn(_Strict):
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class MessageOut(BaseModel):
     ulid: str
     site: str
@@ -149,6 +172,10 @@ class MessageOut(BaseModel):
             level=message.level,
             timestamp=message.timestamp,
         )
+
+
+class MessageBatchOut(BaseModel):
+    messages: list[MessageOut]
 
 
 class MessagePageOut(BaseModel):
