@@ -176,9 +176,12 @@ async def test_a_bad_wait_is_refused_with_a_sentence(
 async def test_long_poll_across_two_processes_on_postgres_and_redis(
     postgres_url: str, redis_url: str, tmp_path: Path, site: str
 ):
-    env = {"OBSRELAY_BUS_URL": redis_url, "OBSRELAY_LONGPOLL_RECHECK": "25"}
-    first = start_server(postgres_url, tmp_path, None, **env)
-    second = start_server(postgres_url, tmp_path, None, **env)
+    first, second = (
+        start_server(
+            postgres_url, tmp_path, OBSRELAY_BUS_URL=redis_url, OBSRELAY_LONGPOLL_RECHECK="25"
+        )
+        for _ in range(2)
+    )
     try:
         async with (
             httpx.AsyncClient(base_url=first.url, timeout=WAIT + 10) as waiting_side,
