@@ -1,0 +1,105 @@
+"""What the client returns: jobs, their status history, messages and datastream frames."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """A job's state on one queue (primary or alternate)."""
+
+    status: str
+    seconds_until_complete: int
+    updated_ms: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "QueueStatus":
+        return cls(data["status"], data["seconds_until_complete"], data["updated_ms"])
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One status change of a job: when, on which queue, to what, by whom."""
+
+    at_ms: int
+    queue: str
+    status: str
+    seconds_until_complete: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A command for a site: `device`/`instance` should do `action` with the params."""
+
+    ulid: str
+    site: str
+    created_ms: int
+    device: str
+    instance: str
+    action: str
+    required_params: dict[str, Any]
+    optional_params: dict[str, Any]
+    user_id: str
+    user_name: str
+    primary: QueueStatus
+    alternate: QueueStatus
+    history: list[HistoryEntry] | None = field(default=None, compare=False)
+
+    @property
+    def status(self) -> str:
+        """The status on the primary queue."""
+        return self.primary.status
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Job":
+        history = data.get("history")
+        return cls(
+            ulid=data["ulid"],
+            site=data["site"],
+            created_ms=data["created_ms"],
+            device=data["device"],
+            instance=data["instance"],
+            action=data["action"],
+            required_params=data["required_params"],
+            optional_params=data["optional_params"],
+            user_id=data["user"]["id"],
+            user_name=data["user"]["name"],
+            primary=QueueStatus.from_json(data["primary"]),
+            alternate=QueueStatus.from_json(data["alternate"]),
+            history=None if history is None else [HistoryEntry(**entry) for entry in history],
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    """A user status message of a site."""
+
+    site: str
+    message: str
+    level: str
+    timestamp: float
+    ulid: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Message":
+        return cls(data["site"], data["message"], data["level"], data["timestamp"], data["ulid"])
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One datastream frame: `id` is its number in the site's stream (None if live-only).
+
+    For topic "jobs" `data` is the job in the compatible wire form; for "userstatus"
+    it is `{"site", "message", "log_level", "timestamp"}`.
+    """
+
+    site: str
+    topic: str
+    data: Any
+    id: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Frame":
+        number = data.get("id")
+        return cls(data["site"], data["topic"], data.get("data"), int(number) if number else None)
