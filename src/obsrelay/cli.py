@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from obsrelay.cli_remote import jobs_app, logs_app
 from obsrelay.config import ConfigError, Settings, load_settings, unknown_env_names
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ tokens_app = typer.Typer(help="User tokens (local auth mode).")
 app.add_typer(tokens_app, name="tokens")
 sites_app = typer.Typer(help="Site keys: the credentials of the observatories' software.")
 app.add_typer(sites_app, name="sites")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(logs_app, name="logs")
 
 ConfigOption = Annotated[
     str | None, typer.Option("--config", help="A TOML file of settings (or OBSRELAY_CONFIG).")
@@ -60,8 +63,18 @@ def serve(
 
     settings = _settings(config, host=host, port=port)
     _configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Long-polls end now, not after their wait: a restart takes no 25 s.
+            waiters = getattr(app.state, "waiters", None)
+            if waiters is not None:
+                waiters.close_threadsafe()
+            super().handle_exit(sig, frame)
+
+    server_config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -76,6 +89,7 @@ def serve(
         # once for all of them (see api/wsframes.py).
         ws_per_message_deflate=False,
     )
+    Server(server_config).run()
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,406 @@
+"""The `obsrelay jobs` and `obsrelay logs` commands: a running server, from the terminal.
+
+Server and credentials come from --server/OBSRELAY_SERVER, --token/OBSRELAY_TOKEN
+(a user's) and --key/OBSRELAY_SITE_KEY (a site's). Every command takes --json and
+then prints JSON only (one object per line when it follows a stream), for scripts.
+"""
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from obsrelay.client import (
+    Frame,
+    Job,
+    Message,
+    ObsrelayError,
+    ServerUnavailable,
+    SiteClient,
+    UserClient,
+)
+from obsrelay.config import parse_duration
+
+jobs_app = typer.Typer(help="Submit, list, show, cancel and watch jobs.", no_args_is_help=True)
+logs_app = typer.Typer(help="Send and follow a site's user status messages.", no_args_is_help=True)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ServerOption = Annotated[
+    str,
+    typer.Option("--server", envvar="OBSRELAY_SERVER", help="The obsrelay server's URL."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="OBSRELAY_TOKEN", help="Your user token.", show_default=False),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--key", envvar="OBSRELAY_SITE_KEY", help="The site's key.", show_default=False),
+]
+SiteOption = Annotated[str, typer.Option("--site", "-s", help="The site, e.g. mrc1.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+STATUS_STYLES = {
+    "UNREAD": "bright_black",
+    "RECEIVED": "cyan",
+    "STARTED": "yellow",
+    "COMPLETE": "green",
+    "FAILED": "bold red",
+    "CANCELLED": "magenta",
+    "EXPIRED": "bright_black",
+}
+LEVEL_STYLES = {
+    "debug": "bright_black",
+    "info": "default",
+    "warning": "yellow",
+    "error": "red",
+    "critical": "bold white on red",
+}
+LEVELS = tuple(LEVEL_STYLES)
+
+
+def _fail(error: ObsrelayError) -> typer.Exit:
+    err.print(f"[red]obsrelay:[/red] {error}")
+    return typer.Exit(3 if isinstance(error, ServerUnavailable) else 1)
+
+
+def parse_params(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """`key=value` pairs; a value that is JSON (30, true, [1,2], "x") is taken as JSON."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise typer.BadParameter(f"'{pair}' is not key=value", param_hint=option)
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False), flush=True)
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, "yellow"))
+
+
+def _time(ms_or_s: float, *, seconds: bool = False, short: bool = False) -> str:
+    at = ms_or_s if seconds else ms_or_s / 1000
+    return time.strftime("%H:%M:%S" if short else "%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def _params(job: Job) -> str:
+    both = {**job.required_params, **job.optional_params}
+    return " ".join(f"{key}={json.dumps(value)}" for key, value in both.items())
+
+
+def _jobs_table(jobs: list[Job], title: str) -> Table:
+    # A narrow terminal gets the columns it has room for; the alternate queue only
+    # where somebody uses it.
+    wide = out.width >= 110
+    show_alternate = wide and any(job.alternate.status != "UNREAD" for job in jobs)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("created", no_wrap=True)
+    table.add_column("ulid", no_wrap=True)
+    table.add_column("command", overflow="fold", ratio=1, min_width=12)
+    if wide:
+        table.add_column("user", overflow="ellipsis", max_width=14, no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if show_alternate:
+        table.add_column("alternate", no_wrap=True)
+    table.add_column("left", justify="right", no_wrap=True)
+    for job in jobs:
+        remaining = _seconds_left(job)
+        row: list[str | Text] = [
+            _time(job.created_ms, short=True),
+            job.ulid,
+            f"{job.device}/{job.instance} {job.action} {_params(job)}".strip(),
+            *([job.user_name] if wide else []),
+            _status_text(job.primary.status),
+        ]
+        if show_alternate:
+            row.append(_status_text(job.alternate.status))
+        row.append("" if remaining is None else f"{remaining} s")
+        table.add_row(*row)
+    return table
+
+
+def _seconds_left(job: Job) -> int | None:
+    """Seconds until complete as reported, counted down since the report."""
+    state = job.primary
+    if state.seconds_until_complete < 0 or state.status in ("COMPLETE", "FAILED", "CANCELLED"):
+        return None
+    passed = (time.time() * 1000 - state.updated_ms) / 1000
+    return max(0, round(state.seconds_until_complete - passed))
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    data = asdict(job)
+    if job.history is None:
+        del data["history"]
+    return data
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    site: SiteOption,
+    device: Annotated[str, typer.Option(help="The device type, e.g. camera.")],
+    instance: Annotated[str, typer.Option(help="The device instance, e.g. camera1.")],
+    action: Annotated[str, typer.Option(help="What it should do, e.g. expose.")],
+    required: Annotated[
+        list[str] | None, typer.Option("--required", "-r", help="A required param key=value.")
+    ] = None,
+    optional: Annotated[
+        list[str] | None, typer.Option("--optional", "-o", help="An optional param key=value.")
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a command to a site: obsrelay jobs submit -s mrc1 --device camera
+    --instance camera1 --action expose -r time=30 -o filter=R"""
+    required_params = parse_params(required, "--required")
+    optional_params = parse_params(optional, "--optional")
+    with UserClient(server, token) as relay:
+        try:
+            job = relay.submit(site, device, instance, action, required_params, optional_params)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+    if as_json:
+        _print_json(_job_json(job))
+    else:
+        out.print(
+            f"Submitted [bold]{job.ulid}[/bold] to {job.site}: {job.device}/"
+            f"{job.instance} {job.action} {_params(job)}"
+        )
+
+
+@jobs_app.command("list")
+def jobs_list(
+    site: SiteOption,
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many.")] = 20,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A site's jobs, newest first."""
+    with UserClient(server, token) as relay:
+        try:
+            jobs = relay.jobs(site, status=status, limit=limit)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+    if as_json:
+        _print_json([_job_json(job) for job in jobs])
+    else:
+        out.print(_jobs_table(jobs, f"Jobs at {site}, newest first"))
+
+
+@jobs_app.command("show")
+def jobs_show(
+    ulid: Annotated[str, typer.Argument(help="The job's ULID.")],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One job and its whole status history."""
+    with UserClient(server, token) as relay:
+        try:
+            job = relay.job(ulid)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+    if as_json:
+        _print_json(_job_json(job))
+        return
+    out.print(_jobs_table([job], f"Job {job.ulid} at {job.site}"))
+    history = Table(title="History", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("at", "queue", "status", "left", "by"):
+        history.add_column(column)
+    for entry in job.history or []:
+        seconds = entry.seconds_until_complete
+        history.add_row(
+            _time(entry.at_ms),
+            entry.queue,
+            _status_text(entry.status),
+            "" if seconds < 0 else f"{seconds} s",
+            entry.source,
+        )
+    out.print(history)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    ulid: Annotated[str, typer.Argument(help="The job's ULID.")],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job the site has not received yet."""
+    with UserClient(server, token) as relay:
+        try:
+            job = relay.cancel(ulid)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+    if as_json:
+        _print_json(_job_json(job))
+    else:
+        out.print(f"Cancelled [bold]{job.ulid}[/bold] at {job.site}")
+
+
+def _job_of_frame(data: dict[str, Any]) -> Job:
+    """A job from its datastream (compatible wire) form."""
+
+    def state(status_id: str, seconds: int) -> dict[str, Any]:
+        return {
+            "status": status_id.split("#", 1)[0],
+            "seconds_until_complete": seconds,
+            "updated_ms": int(time.time() * 1000),
+        }
+
+    return Job.from_json(
+        {
+            "ulid": data["ulid"],
+            "site": data["site"],
+            "created_ms": data["timestamp_ms"],
+            "device": data["deviceType"],
+            "instance": data["deviceInstance"],
+            "action": data["action"],
+            "required_params": data["required_params"],
+            "optional_params": data["optional_params"],
+            "user": {"id": data["user_id"], "name": data["user_name"]},
+            "primary": state(data["statusId"], data["secondsUntilComplete"]),
+            "alternate": state(
+                data["alternateStatusId"], data.get("alternateSecondsUntilComplete", -1)
+            ),
+        }
+    )
+
+
+def _frames(relay: UserClient, site: str, since: int | None) -> Iterator[Frame]:
+    try:
+        yield from relay.watch(site, since)
+    except ObsrelayError as error:
+        raise _fail(error) from None
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    site: SiteOption,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Rows to show.")] = 20,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A live table of a site's jobs as their statuses change (Ctrl-C to stop).
+    With --json, one line per job change instead."""
+    with UserClient(server, token) as relay:
+        try:
+            head = relay.stream_head(site)
+            jobs = {job.ulid: job for job in relay.jobs(site, limit=limit)}
+        except ObsrelayError as error:
+            raise _fail(error) from None
+        if as_json:
+            for frame in _frames(relay, site, head):
+                if frame.topic == "jobs":
+                    _print_json(_job_json(_job_of_frame(frame.data)))
+            return
+
+        def table() -> Table:
+            newest = sorted(jobs.values(), key=lambda job: job.ulid, reverse=True)[:limit]
+            return _jobs_table(newest, f"Jobs at {site}, live")
+
+        try:
+            with Live(table(), console=out, refresh_per_second=2) as live:
+                for frame in _frames(relay, site, head):
+                    if frame.topic == "jobs":
+                        job = _job_of_frame(frame.data)
+                        jobs[job.ulid] = job
+                        live.update(table())
+        except KeyboardInterrupt:
+            pass
+
+
+@logs_app.command("send")
+def logs_send(
+    text: Annotated[str, typer.Argument(help="The message.")],
+    site: SiteOption,
+    level: Annotated[str, typer.Option(help=f"One of {', '.join(LEVELS)}.")] = "info",
+    server: ServerOption = DEFAULT_SERVER,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post a user status message as the site."""
+    with SiteClient(server, site, key, retry_seconds=0) as client:
+        try:
+            message = client.post_message(text, level)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+    if as_json:
+        _print_json(asdict(message))
+    else:
+        out.print(f"Sent to {site} at {_time(message.timestamp, seconds=True)}")
+
+
+def _print_message(message: Message) -> None:
+    style = LEVEL_STYLES.get(message.level, "default")
+    line = Text(f"{_time(message.timestamp, seconds=True)} ", style="bright_black")
+    line.append(f"{message.level.upper():<8} ", style=style)
+    line.append(message.message, style=style if message.level != "info" else "default")
+    out.print(line)
+
+
+def _message_of_frame(data: dict[str, Any]) -> Message:
+    return Message(data["site"], data["message"], data["log_level"], data["timestamp"])
+
+
+@logs_app.command("tail")
+def logs_tail(
+    site: SiteOption,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep following, live.")] = False,
+    since: Annotated[str, typer.Option(help="How far back: 15m, 12h, 7d.")] = "1h",
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A site's recent messages, coloured by level; with -f, follow them live (resuming
+    after a dropped connection without losing or repeating a line)."""
+    try:
+        start = time.time() - parse_duration(since)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--since") from None
+    show = (lambda m: _print_json(asdict(m))) if as_json else _print_message
+    with UserClient(server, token) as relay:
+        try:
+            # The head first: whatever comes after it is followed, nothing falls between.
+            head = relay.stream_head(site) if follow else 0
+            recent = relay.messages(site, since=start)
+        except ObsrelayError as error:
+            raise _fail(error) from None
+        seen = {(message.timestamp, message.message) for message in recent}
+        for message in recent:
+            show(message)
+        if not follow:
+            return
+        try:
+            for frame in _frames(relay, site, head):
+                if frame.topic != "userstatus":
+                    continue
+                message = _message_of_frame(frame.data)
+                if (message.timestamp, message.message) in seen:
+                    continue  # already shown from the list
+                show(message)
+        except KeyboardInterrupt:
+            pass
