@@ -2,7 +2,8 @@
 
 Server and credentials come from --server/OBSRELAY_SERVER, --token/OBSRELAY_TOKEN
 (a user's) and --key/OBSRELAY_SITE_KEY (a site's). Every command takes --json and
-then prints JSON only (one object per line when it follows a stream), for scripts.
+then prints JSON only, for scripts: one document, or for `logs tail` and `jobs watch`
+one object per line.
 """
 
 import json

@@ -1,0 +1,261 @@
+"""End to end, as an observatory network runs it: a server with local tokens and
+required site keys, the example site agent, and a user on the `obsrelay` CLI."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import ServerProcess, start_server
+
+AGENT = Path(__file__).resolve().parent.parent / "examples" / "site_agent.py"
+SITE = "e2e-site"
+
+
+def _environment(**env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
+    return {**clean, **env}
+
+
+@dataclass
+class Network:
+    server: ServerProcess
+    workdir: Path
+    token: str
+    key: str
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`obsrelay ...` as the user runs it, with server and credentials in the env."""
+        result = subprocess.run(
+            [sys.executable, "-m", "obsrelay", *args],
+            env=self.user_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def messages(self, *args: str) -> list[dict[str, Any]]:
+        """`obsrelay logs tail --json`: one message per line."""
+        lines = self.cli("logs", "tail", "--site", SITE, *args, "--json").stdout.splitlines()
+        return [json.loads(line) for line in lines]
+
+    def user_env(self) -> dict[str, str]:
+        return _environment(OBSRELAY_SERVER=self.server.url, OBSRELAY_TOKEN=self.token)
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def follow(self, *args: str) -> "Lines":
+        """A long-running `obsrelay ...` whose output lines are read as they come."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "obsrelay", *args, "--json"],
+            env=self.user_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        return Lines(process)
+
+
+class Lines:
+    """The stdout of a process, a JSON object per line, collected by a thread."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.seen: list[dict[str, Any]] = []
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(json.loads(line))
+
+    def until(self, condition: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while not any(condition(item) for item in self.seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"not seen in {timeout} s; saw {self.seen}")
+            try:
+                self.seen.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                continue
+        return self.seen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _admin(workdir: Path, *args: str) -> str:
+    """An operator's command on the server's machine; returns its last line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "obsrelay", *args],
+        cwd=workdir,
+        env=_environment(OBSRELAY_DATA_DIR=str(workdir / "var")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    workdir = tmp_path_factory.mktemp("e2e")
+    server = start_server(None, workdir, OBSRELAY_AUTH_MODE="local", OBSRELAY_SITE_KEYS="required")
+    token = _admin(workdir, "tokens", "create", "--user", "ada", "--name", "Ada", "--role", "admin")
+    key = _admin(workdir, "sites", "add-key", SITE)
+    assert key.startswith("ork_")
+    agent = subprocess.Popen(
+        [sys.executable, str(AGENT), "--server", server.url, "--site", SITE, "--speed", "10"],
+        env=_environment(OBSRELAY_SITE_KEY=key),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield Network(server, workdir, token, key)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        server.stop()
+
+
+def _primary(job: dict[str, Any]) -> str:
+    return str(job["primary"]["status"])
+
+
+def test_a_job_from_the_cli_runs_at_the_site(network: Network):
+    watch = network.follow("jobs", "watch", "--site", SITE)
+    tail = network.follow("logs", "tail", "--site", SITE, "-f")
+    try:
+        time.sleep(1)  # both followers connected
+        job = network.cli_json(
+            "jobs", "submit", "-s", SITE, "--device", "camera", "--instance", "camera1",
+            "--action", "expose", "-r", "time=20", "-o", "filter=R",
+        )  # fmt: skip
+        assert (_primary(job), job["required_params"], job["user_name"]) == (
+            "UNREAD",
+            {"time": 20},
+            "Ada",
+        )
+        changes = watch.until(lambda c: c["ulid"] == job["ulid"] and _primary(c) == "COMPLETE")
+        live = [_primary(c) for c in changes if c["ulid"] == job["ulid"]]
+        assert live[0] == "UNREAD" and live[-1] == "COMPLETE"
+        assert [s for s in live if s in ("RECEIVED", "STARTED", "EXPOSING", "COMPLETE")][:3] == [
+            "RECEIVED",
+            "STARTED",
+            "EXPOSING",
+        ]
+        progress = [c["primary"]["seconds_until_complete"] for c in changes
+                    if c["ulid"] == job["ulid"] and _primary(c) == "EXPOSING"]  # fmt: skip
+        assert progress == sorted(progress, reverse=True) and progress[0] == 20
+
+        shown = network.cli_json("jobs", "show", job["ulid"])
+        history = [h["status"] for h in shown["history"] if h["queue"] == "primary"]
+        assert history[:4] == ["UNREAD", "RECEIVED", "STARTED", "EXPOSING"]
+        assert history[-1] == "COMPLETE"
+
+        expected = "camera1: exposing 20 s through R (1 of 1)"
+        tail.until(lambda m: m["message"] == "camera1: image 1 of 1 saved")
+        messages = [m["message"] for m in network.messages()]
+        assert expected in messages and "camera1: image 1 of 1 saved" in messages
+        assert f"Observatory {SITE} online" in messages
+        table = network.cli("jobs", "list", "--site", SITE).stdout
+        assert job["ulid"] in table and "COMPLETE" in table
+    finally:
+        watch.stop()
+        tail.stop()
+
+
+def test_cancel_all_and_stop_reach_the_devices(network: Network):
+    def submit(*args: str) -> dict[str, Any]:
+        return dict(network.cli_json("jobs", "submit", "-s", SITE, *args))
+
+    long = submit("--device", "camera", "--instance", "camera2", "--action", "expose",
+                  "-r", "time=3000")  # fmt: skip
+    _until_status(network, long["ulid"], "EXPOSING")
+    cancel_all = submit("--device", "site", "--instance", "site", "--action",
+                        "cancel_all_commands")  # fmt: skip
+    _until_status(network, cancel_all["ulid"], "COMPLETE")
+    assert _primary(network.cli_json("jobs", "show", long["ulid"])) == "CANCELLED"
+
+    move = submit("--device", "focuser", "--instance", "focuser1", "--action", "move",
+                  "-r", "position=300000")  # fmt: skip
+    _until_status(network, move["ulid"], "MOVING")
+    submit("--device", "focuser", "--instance", "focuser1", "--action", "stop")
+    _until_status(network, move["ulid"], "CANCELLED")
+    slew = submit("--device", "mount", "--instance", "mount1", "--action", "slew",
+                  "-r", "ra=10.5", "-r", "dec=41.2")  # fmt: skip
+    _until_status(network, slew["ulid"], "COMPLETE")
+
+    bad = submit("--device", "mount", "--instance", "mount1", "--action", "slew",
+                 "-r", "ra=1", "-r", "dec=95")  # fmt: skip
+    _until_status(network, bad["ulid"], "FAILED")
+    unknown = submit("--device", "dome", "--instance", "dome1", "--action", "open")
+    _until_status(network, unknown["ulid"], "FAILED")
+    messages = [m["message"] for m in network.messages()]
+    assert "All commands cancelled by Ada" in messages
+    assert f"Job {unknown['ulid']} failed: dome cannot open" in messages
+    assert any("declination 95 is not between -90 and 90" in m for m in messages)
+
+
+def test_the_cli_says_what_is_wrong(network: Network):
+    unknown = network.cli("jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", check=False)
+    assert unknown.returncode == 1 and "There is no job" in unknown.stderr
+    bad_param = network.cli(
+        "jobs", "submit", "-s", SITE, "--device", "camera", "--instance", "c1",
+        "--action", "expose", "-r", "time", check=False,
+    )  # fmt: skip
+    assert bad_param.returncode == 2 and "key=value" in bad_param.stderr
+    no_token = subprocess.run(
+        [sys.executable, "-m", "obsrelay", "jobs", "submit", "-s", SITE, "--device", "camera",
+         "--instance", "c1", "--action", "expose"],
+        env=_environment(OBSRELAY_SERVER=network.server.url),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert no_token.returncode == 1 and "401" in no_token.stderr
+    no_key = network.cli("logs", "send", "--site", SITE, "hello", check=False)
+    assert no_key.returncode == 1 and "X-Site-Key" in no_key.stderr
+    away = subprocess.run(
+        [sys.executable, "-m", "obsrelay", "jobs", "list", "-s", SITE],
+        env=_environment(OBSRELAY_SERVER="http://127.0.0.1:9"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert away.returncode == 3 and "Cannot reach" in away.stderr
+
+
+def test_logs_send_with_the_site_key(network: Network):
+    sent = subprocess.run(
+        [sys.executable, "-m", "obsrelay", "logs", "send", "--site", SITE, "--level", "error",
+         "Rain sensor tripped", "--json"],
+        env=_environment(OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["level"] == "error"
+    messages = network.messages("--since", "5m")
+    assert {"message": "Rain sensor tripped", "level": "error"}.items() <= messages[-1].items()
+
+
+def _until_status(network: Network, ulid: str, status: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _primary(network.cli_json("jobs", "show", ulid)) == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{ulid} never reached {status}")
