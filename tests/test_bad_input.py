@@ -270,3 +270,29 @@ def test_v1_bad_site_and_unknown_jobs(http, unchanged, site):
     assert http.get(f"/api/v1/sites/{site}/jobs?limit=0").status_code == 422
     assert http.get(f"/api/v1/sites/{site}/jobs?queue=third").status_code == 422
     assert http.post(f"/api/v1/sites/{site}/jobs/claim", json={"limit": -1}).status_code == 422
+
+
+def test_v1_jobs_by_ulid_and_sites_bad_input(http, unchanged, site):
+    for response in (http.get(f"/api/v1/jobs/{ULID}"), http.post(f"/api/v1/jobs/{ULID}/cancel")):
+        assert response.status_code == 404
+        assert "no job" in _sentence(response)
+    assert http.get("/api/v1/sites/bad%20site/stream").status_code == 400
+    assert http.get(f"/api/v1/sites/{site}/stream").json() == {"site": site, "head": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"messages": []}, "at least 1"),
+        ({"messages": [{"message": "x"}] * 101}, "at most 100"),
+        ({"messages": [{"message": "fine"}, {"message": "x", "level": "loud"}]}, "level"),
+        ({"messages": [{"message": "fine"}, {"text": "x"}]}, "message"),
+        ({"messages": "hello"}, "messages"),
+        ({}, "messages"),
+    ],
+)
+def test_v1_message_batch_bad_input_stores_nothing(http, site, body, words):
+    response = http.post(f"/api/v1/sites/{site}/messages/batch", json=body)
+    assert response.status_code in (400, 422), response.text
+    assert words in _sentence(response)
+    assert http.get(f"/api/v1/sites/{site}/messages").json()["messages"] == []
