@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from obsrelay import __version__
-from obsrelay.api import datastream, ops
+from obsrelay.api import console, datastream, ops
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
@@ -177,6 +177,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(v1_messages.router)
     app.include_router(v1_sites.router)
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
+    app.include_router(console.router)
+    app.mount("/console", console.static_files(), name="console")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outside the body limit, so that its 413 answers carry CORS headers too.
     app.add_middleware(

@@ -16,7 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "OBSRELAY_"
 # Names read elsewhere (tests, the CLI client, the config file path), not settings.
-_KNOWN_OTHER_NAMES = {"CONFIG", "TEST_POSTGRES_URL", "TEST_REDIS_URL", "SERVER", "TOKEN"}
+_KNOWN_OTHER_NAMES = {
+    "CONFIG",
+    "TEST_POSTGRES_URL",
+    "TEST_REDIS_URL",
+    "SERVER",
+    "TOKEN",
+    "SITE_KEY",
+    "SITE",
+}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_DATABASE_URL = "sqlite:///./var/obsrelay.db"
@@ -100,6 +108,16 @@ class Settings(BaseSettings):
     oidc_jwks_url: str | None = Field(None, description="The provider's JWKS URL (oidc mode).")
     oidc_issuer: str | None = Field(None, description="The tokens' required issuer (oidc).")
     oidc_audience: str | None = Field(None, description="The tokens' required audience (oidc).")
+    oidc_authorize_url: str | None = Field(
+        None, description="The provider's authorization endpoint: the console's login (oidc)."
+    )
+    oidc_token_url: str | None = Field(
+        None, description="The provider's token endpoint, for the console's login (oidc)."
+    )
+    oidc_client_id: str | None = Field(
+        None, description="The console's client id at the provider (a public client, PKCE)."
+    )
+    oidc_scope: str = Field("openid profile email", description="Scopes the console asks for.")
     oidc_roles_claim: str = Field(
         "roles", description="The claim holding the roles (a list, or an object with 'roles')."
     )
