@@ -1,0 +1,361 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright, against
+real servers. A site agent in the test (SiteClient) claims and reports the jobs.
+
+Screenshots of the console go to docs/screenshots (or OBSRELAY_SCREENSHOTS); the
+README shows one. Every page's console errors are collected and must stay empty.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+
+from obsrelay.client import SiteClient, UserClient
+from tests.servers import ServerProcess, free_port, start_server, unavailable
+
+OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
+
+CHROMIUM = os.environ.get("OBSRELAY_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(
+    os.environ.get(
+        "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    )
+)
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+class ConsoleErrors:
+    """Console errors and uncaught exceptions of a page; some may be expected a while."""
+
+    def __init__(self, page: Page) -> None:
+        self.seen: list[str] = []
+        self.expected: re.Pattern[str] | None = None
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.seen.append(f"uncaught: {error}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        kind, text = message.type, message.text
+        if kind == "error" and not (self.expected and self.expected.search(text)):
+            self.seen.append(text)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        unavailable(f"the browser tests need Chromium at {CHROMIUM} (make test installs it)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[OpenPage]:
+    contexts = []
+    pages: list[tuple[Page, ConsoleErrors]] = []
+
+    def open_page(url: str, viewport: dict[str, int] = DESKTOP) -> tuple[Page, ConsoleErrors]:
+        context = browser.new_context(
+            viewport={"width": viewport["width"], "height": viewport["height"]}
+        )
+        contexts.append(context)
+        page = context.new_page()
+        errors = ConsoleErrors(page)
+        pages.append((page, errors))
+        page.goto(url)
+        return page, errors
+
+    yield open_page
+    for _, errors in pages:
+        assert errors.seen == [], f"console errors: {errors.seen}"
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def console_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = start_server(None, tmp_path)
+    yield server
+    server.stop()
+
+
+def _row(page: Page, ulid: str) -> Locator:
+    return page.locator(f'#jobs tbody tr[data-ulid="{ulid}"]')
+
+
+def _live(page: Page) -> None:
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=15_000)
+
+
+def test_submit_watch_the_site_work_and_read_messages(
+    console_server: ServerProcess, open_page: OpenPage, site: str
+):
+    with SiteClient(console_server.url, site) as agent:
+        agent.post_message("Observatory online")
+        page, _ = open_page(f"{console_server.url}/?site={site}")
+        _live(page)
+        expect(page.locator("#messages li")).to_have_count(1)
+
+        # Submit from the form; the new row appears at the top, UNREAD.
+        form = page.locator("#submit-form")
+        form.get_by_label("Device type").fill("camera")
+        form.get_by_label("Instance").fill("camera1")
+        form.get_by_label("Action").fill("expose")
+        page.locator('fieldset[data-params="required"] .add-row').click()
+        page.get_by_label("required param name").fill("time")
+        page.get_by_label("required param value").fill("30")
+        page.locator('fieldset[data-params="optional"] .add-row').click()
+        page.get_by_label("optional param name").fill("filter")
+        page.get_by_label("optional param value").fill("R")
+        form.get_by_role("button", name="Submit").click()
+        first_row = page.locator("#jobs tbody tr").first
+        expect(first_row).to_have_attribute("data-status", "UNREAD")
+        ulid = first_row.get_attribute("data-ulid")
+        assert ulid
+        expect(first_row.locator(".params")).to_have_text('time=30 filter="R"')
+
+        # The site works the job; each status shows without a reload.
+        [job] = agent.claim(wait=5)
+        assert (job.ulid, job.required_params, job.optional_params) == (
+            ulid,
+            {"time": 30},
+            {"filter": "R"},
+        )
+        expect(_row(page, ulid)).to_have_attribute("data-status", "RECEIVED")
+        agent.start(ulid)
+        expect(_row(page, ulid)).to_have_attribute("data-status", "STARTED")
+        agent.update(ulid, "EXPOSING", 30)
+        row = _row(page, ulid)
+        expect(row).to_have_attribute("data-status", "EXPOSING")
+        expect(row.locator(".left")).to_have_text(re.compile(r"^(30|29|28) s$"))
+        expect(row.locator(".left")).to_have_text(re.compile(r"^(2[0-8]) s$"), timeout=5000)
+        agent.post_message("camera1: exposing 30 s through R", "info")
+        agent.post_message("Wind rising", "warning")
+        page.wait_for_timeout(300)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "console-desktop.png")
+        agent.complete(ulid)
+        expect(row).to_have_attribute("data-status", "COMPLETE")
+        expect(row.locator(".primary-status .status")).to_have_css("color", "rgb(95, 184, 120)")
+
+        # The whole history, from the row.
+        row.click()
+        history = page.locator("#job-history tbody tr td:nth-child(3)")
+        expect(history).to_have_text(
+            ["UNREAD", "UNREAD", "RECEIVED", "STARTED", "EXPOSING", "COMPLETE"]
+        )
+        page.keyboard.press("Escape")
+
+        # Messages: live, coloured by level, filtered, searched.
+        messages = page.locator("#messages li")
+        expect(messages).to_have_count(3)
+        expect(messages.nth(2)).to_have_class("lv-warning")
+        page.locator("#level-filter").select_option("warning")
+        expect(page.locator("#messages li:visible")).to_have_count(1)
+        page.locator("#level-filter").select_option("debug")
+        page.locator("#message-search").fill("EXPOSING")
+        expect(page.locator("#messages li:visible")).to_have_text(
+            [re.compile("camera1: exposing 30 s")]
+        )
+        page.locator("#message-search").fill("")
+
+        # The form offers the submission again.
+        options = page.locator("#recent-submissions option")
+        expect(options.nth(1)).to_have_text("camera/camera1 expose time=30")
+        page.locator("#recent-submissions").select_option("0")
+        expect(form.get_by_label("Action")).to_have_value("expose")
+        expect(page.get_by_label("optional param value")).to_have_value("R")
+
+
+def test_cancel_one_job_and_cancel_all(
+    console_server: ServerProcess, open_page: OpenPage, site: str
+):
+    with UserClient(console_server.url) as user, SiteClient(console_server.url, site) as agent:
+        running = user.submit(site, "mount", "mount1", "slew", {"ra": 10, "dec": 41})
+        agent.claim(wait=5)
+        agent.start(running.ulid)
+        waiting = [user.submit(site, "camera", "camera1", "expose", {"time": n}) for n in (1, 2)]
+        page, _ = open_page(f"{console_server.url}/?site={site}")
+        _live(page)
+        expect(_row(page, running.ulid).locator("button.cancel")).to_have_count(0)
+        _row(page, waiting[0].ulid).locator("button.cancel").click()
+        expect(_row(page, waiting[0].ulid)).to_have_attribute("data-status", "CANCELLED")
+        assert user.job(waiting[0].ulid).status == "CANCELLED"
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("#cancel-all").click()
+        expect(_row(page, waiting[1].ulid)).to_have_attribute("data-status", "CANCELLED")
+        expect(_row(page, running.ulid)).to_have_attribute("data-status", "CANCELLED")
+        top = page.locator("#jobs tbody tr").first
+        expect(top.locator("td:nth-child(3)")).to_have_text("cancel_all_commands")
+        [cancel_all] = agent.claim(wait=5)
+        assert (cancel_all.action, cancel_all.device, cancel_all.instance) == (
+            "cancel_all_commands",
+            "all",
+            "all",
+        )
+        # Dismissing the confirmation sends nothing.
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.locator("#cancel-all").click()
+        page.wait_for_timeout(500)
+        assert agent.claim(wait=0) == []
+
+
+def test_phone_width(console_server: ServerProcess, open_page: OpenPage, site: str):
+    with UserClient(console_server.url) as user, SiteClient(console_server.url, site) as agent:
+        for number in range(3):
+            user.submit(site, "camera", "camera1", "expose", {"time": 30 + number})
+        agent.claim(wait=5, limit=1)
+        agent.post_message("Dome open")
+        agent.post_message("Focus run failed: star too faint", "error")
+        page, _ = open_page(f"{console_server.url}/?site={site}", PHONE)
+        _live(page)
+        expect(page.locator("#messages li")).to_have_count(2)
+        expect(page.locator("#jobs tbody tr button.cancel").first).to_be_in_viewport()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, "the page scrolls sideways at phone width"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "console-phone.png")
+        page.locator("#jobs-panel").screenshot(path=SCREENSHOTS / "console-phone-jobs.png")
+        page.locator("#messages-panel").screenshot(path=SCREENSHOTS / "console-phone-messages.png")
+
+
+def test_auto_scroll_pauses_while_reading_back(
+    console_server: ServerProcess, open_page: OpenPage, site: str
+):
+    with SiteClient(console_server.url, site) as agent:
+        agent.post_messages([(f"line {n}", "info", None) for n in range(80)])
+        page, _ = open_page(f"{console_server.url}/?site={site}")
+        _live(page)
+        messages = page.locator("#messages")
+        expect(page.locator("#messages li")).to_have_count(80)
+        at_end = "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 24"
+        assert messages.evaluate(at_end)
+        messages.evaluate("el => { el.scrollTop = 0; }")
+        page.wait_for_timeout(200)
+        agent.post_messages([("after 1", "info", None), ("after 2", "info", None)])
+        expect(page.locator("#new-messages")).to_have_text(re.compile("^2 new messages"))
+        assert messages.evaluate("el => el.scrollTop") == 0
+        page.locator("#new-messages").click()
+        expect(page.locator("#new-messages")).to_be_hidden()
+        assert messages.evaluate(at_end)
+        agent.post_message("after 3")
+        expect(page.locator("#messages li").last).to_contain_text("after 3")
+        page.wait_for_timeout(200)
+        assert messages.evaluate(at_end)
+
+
+def test_sign_in_with_a_token_and_the_site_remembered(
+    tmp_path: Path, open_page: OpenPage, site: str
+):
+    server = start_server(None, tmp_path, OBSRELAY_AUTH_MODE="local", OBSRELAY_PUBLIC_READ="false")
+    try:
+        token = _token(tmp_path)
+        with SiteClient(server.url, site) as agent:
+            agent.post_message("private hello")
+        page, _ = open_page(server.url)
+        expect(page.locator("#sign-in")).to_be_visible()
+        expect(page.locator("#who")).to_have_text("not signed in")
+        page.locator("#sign-in").click()
+        page.locator("#token-input").fill(token)
+        page.locator("#sign-in-form button[type=submit]").click()
+        expect(page.locator("#who")).to_have_text("Ada Observer (admin)")
+        assert page.evaluate("sessionStorage.getItem('obsrelay.token')") == token
+        expect(page.locator("#site-list option")).to_have_count(1)
+        page.locator("#site-input").fill(site)
+        page.locator("#site-form button").click()
+        _live(page)
+        expect(page.locator("#messages li")).to_have_count(1)
+        assert page.url.endswith(f"/?site={site}")
+
+        page.reload()  # the token (this tab) and the site survive a reload
+        _live(page)
+        expect(page.locator("#who")).to_have_text("Ada Observer (admin)")
+        expect(page.locator("#site-input")).to_have_value(site)
+        page.goto(server.url)  # without ?site=, the last site again
+        expect(page.locator("#site-input")).to_have_value(site)
+        _live(page)
+
+        page.locator("#sign-out").click()
+        expect(page.locator("#sign-in")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('obsrelay.token')") is None
+    finally:
+        server.stop()
+
+
+def _token(workdir: Path) -> str:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
+    created = subprocess.run(
+        [sys.executable, "-m", "obsrelay", "tokens", "create", "--user", "ada",
+         "--name", "Ada Observer", "--role", "admin"],
+        cwd=workdir,
+        env={**environment, "OBSRELAY_DATA_DIR": str(workdir / "var")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_the_console_survives_a_server_restart(tmp_path: Path, open_page: OpenPage, site: str):
+    port = free_port()
+    server = start_server(None, tmp_path, port=port)
+    try:
+        with UserClient(server.url) as user:
+            job = user.submit(site, "camera", "camera1", "expose", {"time": 5})
+        page, errors = open_page(f"{server.url}/?site={site}")
+        _live(page)
+        # While the server is away the browser reports the refused connections itself.
+        errors.expected = re.compile(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed")
+        server.stop()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        server = start_server(None, tmp_path, port=port)
+        # Events while the console is still away: replayed when it is back, each once.
+        with SiteClient(server.url, site) as agent:
+            agent.post_messages([(f"while away {n}", "info", None) for n in range(3)])
+            agent.claim(wait=5)
+            _live(page)
+            errors.expected = None
+            agent.post_message("after the restart")
+            agent.complete(job.ulid)
+        expect(_row(page, job.ulid)).to_have_attribute("data-status", "COMPLETE")
+        expect(page.locator("#messages li .m-text")).to_have_text(
+            ["while away 0", "while away 1", "while away 2", "after the restart"]
+        )
+        expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    finally:
+        server.stop()
+
+
+def test_oidc_mode_sends_the_browser_to_the_provider(tmp_path: Path, open_page: OpenPage):
+    authorize = "http://127.0.0.1:9/authorize"  # nothing answers: only the address is checked
+    server = start_server(
+        None,
+        tmp_path,
+        OBSRELAY_AUTH_MODE="oidc",
+        OBSRELAY_OIDC_JWKS_URL="http://127.0.0.1:9/jwks.json",
+        OBSRELAY_OIDC_ISSUER="https://issuer.example/",
+        OBSRELAY_OIDC_AUDIENCE="https://obsrelay.example/api",
+        OBSRELAY_OIDC_AUTHORIZE_URL=authorize,
+        OBSRELAY_OIDC_TOKEN_URL="http://127.0.0.1:9/token",
+        OBSRELAY_OIDC_CLIENT_ID="console-client",
+    )
+    try:
+        page, _ = open_page(server.url)
+        expect(page.locator("#sign-in")).to_be_visible()
+        with page.expect_request(re.compile(r"^http://127\.0\.0\.1:9/authorize")) as sent:
+            page.route(re.compile(r"^http://127\.0\.0\.1:9/"), lambda route: route.abort())
+            page.locator("#sign-in").click()
+        query = dict(part.split("=", 1) for part in sent.value.url.split("?", 1)[1].split("&"))
+        assert query["response_type"] == "code"
+        assert query["client_id"] == "console-client"
+        assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
+        assert query["audience"] == "https%3A%2F%2Fobsrelay.example%2Fapi"
+        assert query["redirect_uri"] == f"{server.url}/".replace(":", "%3A").replace("/", "%2F")
+    finally:
+        server.stop()
