@@ -143,16 +143,23 @@ class JobService:
             return Submitted(job, wire, cancelled, _job_events(conn, [*cancelled, job], now))
 
         submitted = await self._db.write(store)
-        await self._events.announce(submitted.events)
+        await self._events.announce(submitted.events, new_jobs_at=[job.site])
         return submitted
 
     async def claim(
-        self, site: str, queue: Queue, limit: int | None = None, claim_id: str | None = None
+        self,
+        site: str,
+        queue: Queue,
+        limit: int | None = None,
+        claim_id: str | None = None,
+        *,
+        expect_jobs: bool = False,
     ) -> list[Job]:
         """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first.
 
         With `claim_id`, a retry of a claim whose answer was lost returns the jobs the
         first attempt took (and takes no more): a job is never lost between the two.
+        `expect_jobs` (a job was just submitted) skips the read that looks first.
         """
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
@@ -167,9 +174,10 @@ class JobService:
             return [], queries.has_unread(conn, site, queue, floor)
 
         # Most polls find nothing: answer those from a read, without a write transaction.
-        taken, unread = await self._db.read(probe)
-        if taken or not unread:
-            return taken
+        if claim_id is not None or not expect_jobs:
+            taken, unread = await self._db.read(probe)
+            if taken or not unread:
+                return taken
 
         def mark_received(conn: sa.Connection) -> tuple[list[Job], list[StreamEvent]]:
             claimed = queries.claim_unread(

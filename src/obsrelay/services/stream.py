@@ -77,17 +77,20 @@ class EventLog:
         )
         return events
 
-    async def announce(self, events: Iterable[StreamEvent]) -> None:
-        """Tells every process, after the commit, the newest event of each site touched."""
+    async def announce(
+        self, events: Iterable[StreamEvent], *, new_jobs_at: Iterable[str] = ()
+    ) -> None:
+        """Tells every process, after the commit, the newest event of each site touched.
+
+        `new_jobs_at`: the sites that have a new job to claim; their notice says so
+        ("jobs"), which wakes the claims waiting there (services/waiting.py).
+        """
         newest: dict[str, int] = {}
-        with_jobs: set[str] = set()
         for event in events:
             if event.seq is not None:
                 newest[event.site] = max(newest.get(event.site, 0), event.seq)
-                if event.topic == TOPIC_JOBS:
-                    with_jobs.add(event.site)
+        with_jobs = set(new_jobs_at)
         for site, seq in newest.items():
-            # "jobs" wakes the claims waiting for this site (services/waiting.py).
             notice: dict[str, Any] = {"site": site, "seq": seq}
             if site in with_jobs:
                 notice["jobs"] = True

@@ -1,8 +1,8 @@
 """Long-poll: claims that wait for a site's next job, woken through the event bus.
 
 A waiting claim is registered under its site before it looks for jobs, so a job that
-arrives while it looks still wakes it. Every process hears of every stored job event
-on the bus (`EventLog.announce` marks those with "jobs"), and a waiter also looks
+arrives while it looks still wakes it. Every process hears of every new job on the
+bus (`EventLog.announce` marks those notices with "jobs"), and a waiter also looks
 again every `recheck_seconds`, so a lost notification costs at most that long.
 """
 
@@ -21,6 +21,8 @@ class Waiter:
     def __init__(self) -> None:
         self.woken = asyncio.Event()
         self.hung_up = False
+        # Woken by a new job's notice (not the re-check): claim without looking first.
+        self.job_announced = False
 
     def hang_up(self) -> None:
         self.hung_up = True
@@ -49,6 +51,7 @@ class JobWaiters:
         elif message.get("jobs"):
             site = message.get("site")
             for waiter in self._waiting.get(site, ()) if isinstance(site, str) else ():
+                waiter.job_announced = True
                 waiter.woken.set()
 
     def close(self) -> None:
@@ -99,9 +102,10 @@ class JobWaiters:
             while True:
                 # Cleared before looking: a wake-up during the look is not lost.
                 waiter.woken.clear()
+                announced, waiter.job_announced = waiter.job_announced, False
                 if waiter.hung_up:
                     return []
-                claimed = await jobs.claim(site, queue, limit, claim_id)
+                claimed = await jobs.claim(site, queue, limit, claim_id, expect_jobs=announced)
                 remaining = deadline - loop.time()
                 if claimed or remaining <= 0 or self._closing:
                     return claimed
