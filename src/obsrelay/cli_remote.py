@@ -6,6 +6,7 @@ then prints JSON only, for scripts: one document, or for `logs tail` and `jobs w
 one object per line.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -74,6 +75,15 @@ LEVELS = tuple(LEVEL_STYLES)
 def _fail(error: ObsrelayError) -> typer.Exit:
     err.print(f"[red]obsrelay:[/red] {error}")
     return typer.Exit(3 if isinstance(error, ServerUnavailable) else 1)
+
+
+@contextlib.contextmanager
+def _errors_as_exit() -> Iterator[None]:
+    """A client error becomes its sentence on stderr and the exit status that fits it."""
+    try:
+        yield
+    except ObsrelayError as error:
+        raise _fail(error) from None
 
 
 def parse_params(pairs: list[str] | None, option: str) -> dict[str, Any]:
@@ -175,11 +185,8 @@ def jobs_submit(
     --instance camera1 --action expose -r time=30 -o filter=R"""
     required_params = parse_params(required, "--required")
     optional_params = parse_params(optional, "--optional")
-    with UserClient(server, token) as relay:
-        try:
-            job = relay.submit(site, device, instance, action, required_params, optional_params)
-        except ObsrelayError as error:
-            raise _fail(error) from None
+    with UserClient(server, token) as relay, _errors_as_exit():
+        job = relay.submit(site, device, instance, action, required_params, optional_params)
     if as_json:
         _print_json(_job_json(job))
     else:
@@ -199,11 +206,8 @@ def jobs_list(
     as_json: JsonOption = False,
 ) -> None:
     """A site's jobs, newest first."""
-    with UserClient(server, token) as relay:
-        try:
-            jobs = relay.jobs(site, status=status, limit=limit)
-        except ObsrelayError as error:
-            raise _fail(error) from None
+    with UserClient(server, token) as relay, _errors_as_exit():
+        jobs = relay.jobs(site, status=status, limit=limit)
     if as_json:
         _print_json([_job_json(job) for job in jobs])
     else:
@@ -218,11 +222,8 @@ def jobs_show(
     as_json: JsonOption = False,
 ) -> None:
     """One job and its whole status history."""
-    with UserClient(server, token) as relay:
-        try:
-            job = relay.job(ulid)
-        except ObsrelayError as error:
-            raise _fail(error) from None
+    with UserClient(server, token) as relay, _errors_as_exit():
+        job = relay.job(ulid)
     if as_json:
         _print_json(_job_json(job))
         return
@@ -250,11 +251,8 @@ def jobs_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a job the site has not received yet."""
-    with UserClient(server, token) as relay:
-        try:
-            job = relay.cancel(ulid)
-        except ObsrelayError as error:
-            raise _fail(error) from None
+    with UserClient(server, token) as relay, _errors_as_exit():
+        job = relay.cancel(ulid)
     if as_json:
         _print_json(_job_json(job))
     else:
@@ -291,10 +289,8 @@ def _job_of_frame(data: dict[str, Any]) -> Job:
 
 
 def _frames(relay: UserClient, site: str, since: int | None) -> Iterator[Frame]:
-    try:
+    with _errors_as_exit():
         yield from relay.watch(site, since)
-    except ObsrelayError as error:
-        raise _fail(error) from None
 
 
 @jobs_app.command("watch")
@@ -308,11 +304,9 @@ def jobs_watch(
     """A live table of a site's jobs as their statuses change (Ctrl-C to stop).
     With --json, one line per job change instead."""
     with UserClient(server, token) as relay:
-        try:
+        with _errors_as_exit():
             head = relay.stream_head(site)
             jobs = {job.ulid: job for job in relay.jobs(site, limit=limit)}
-        except ObsrelayError as error:
-            raise _fail(error) from None
         if as_json:
             for frame in _frames(relay, site, head):
                 if frame.topic == "jobs":
@@ -344,11 +338,8 @@ def logs_send(
     as_json: JsonOption = False,
 ) -> None:
     """Post a user status message as the site."""
-    with SiteClient(server, site, key, retry_seconds=0) as client:
-        try:
-            message = client.post_message(text, level)
-        except ObsrelayError as error:
-            raise _fail(error) from None
+    with SiteClient(server, site, key, retry_seconds=0) as client, _errors_as_exit():
+        message = client.post_message(text, level)
     if as_json:
         _print_json(asdict(message))
     else:
@@ -384,12 +375,10 @@ def logs_tail(
         raise typer.BadParameter(str(error), param_hint="--since") from None
     show = (lambda m: _print_json(asdict(m))) if as_json else _print_message
     with UserClient(server, token) as relay:
-        try:
+        with _errors_as_exit():
             # The head first: whatever comes after it is followed, nothing falls between.
             head = relay.stream_head(site) if follow else 0
             recent = relay.messages(site, since=start)
-        except ObsrelayError as error:
-            raise _fail(error) from None
         seen = {(message.timestamp, message.message) for message in recent}
         for message in recent:
             show(message)
