@@ -31,6 +31,28 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def run_obsrelay(
+    *args: str, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m obsrelay ...` as a person runs it: of the test's own environment no
+    OBSRELAY_* variable is passed on, only those in `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "obsrelay", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The last line a successful command printed (tokens and keys are printed there)."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

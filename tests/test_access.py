@@ -1,9 +1,6 @@
 """The access policy against real servers: reservations, site keys, private reads, limits."""
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,25 +11,14 @@ import websockets
 
 from tests.fakes import FakeCalendar, http_server
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, last_line, run_obsrelay, start_server
 
 
 def cli(*args: str, database_url: str, data_dir: Path) -> str:
     """Runs `obsrelay ...` as an operator would; returns its last line."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "obsrelay", *args],
-        env={
-            **environment,
-            "OBSRELAY_DATABASE_URL": database_url,
-            "OBSRELAY_DATA_DIR": str(data_dir),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return last_line(
+        run_obsrelay(*args, OBSRELAY_DATABASE_URL=database_url, OBSRELAY_DATA_DIR=str(data_dir))
     )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -164,13 +150,7 @@ def test_site_keys(mode, tmp_path, site):
             assert refused.json() == [] and "key" in refused.headers["x-obsrelay-error"]
 
         key_id = key.split("_")[1]
-        listed = subprocess.run(
-            [sys.executable, "-m", "obsrelay", "sites", "list"],
-            env={**os.environ, "OBSRELAY_DATABASE_URL": server.database_url},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
+        listed = run_obsrelay("sites", "list", OBSRELAY_DATABASE_URL=server.database_url).stdout
         assert f"{site}\t{key_id}\tactive" in listed and key.split("_")[2] not in listed
         cli(
             "sites",

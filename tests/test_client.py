@@ -7,12 +7,13 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from obsrelay.client import (
+    AsyncSiteClient,
     AuthenticationFailed,
     Conflict,
     Frame,
@@ -27,10 +28,10 @@ from obsrelay.client import (
 from tests.servers import ServerProcess, free_port, start_server
 
 
-def _until(condition: object, timeout: float = 20.0) -> None:
+def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
@@ -66,6 +67,30 @@ def test_site_client_claims_reports_and_posts(server: ServerProcess, site: str):
         ]
         with pytest.raises(InvalidRequest, match="level"):
             client.post_message("x", "loud")
+
+
+async def test_async_site_client_takes_and_reports_jobs(server: ServerProcess, site: str):
+    with UserClient(server.url) as user:
+        submitted = [
+            user.submit(site, "camera", "camera1", "expose", {"time": n}) for n in range(3)
+        ]
+    got = []
+    async with AsyncSiteClient(server.url, site) as client:
+        async for job in client.jobs(wait=5):
+            got.append(job.ulid)
+            assert (
+                await client.update(job.ulid, "EXPOSING", 5)
+            ).primary.seconds_until_complete == 5
+            await client.complete(job.ulid)
+            if len(got) == 3:
+                break
+        with pytest.raises(Conflict):
+            await client.fail(submitted[0].ulid, "already complete")
+        posted = await client.post_message("async hello", "debug")
+    assert got == [job.ulid for job in submitted]
+    assert posted.level == "debug"
+    with UserClient(server.url) as user:
+        assert [job.status for job in user.jobs(site)] == ["COMPLETE"] * 3
 
 
 def test_user_client_reads_cancels_and_watches(server: ServerProcess, site: str):

@@ -1,27 +1,17 @@
 """Configuration and the command line, run as an operator would run them."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from obsrelay.config import ConfigError, load_settings, parse_duration, unknown_env_names
-from tests.servers import start_server
+from tests.servers import run_obsrelay, start_server
 
 
 def obsrelay(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "obsrelay", *args],
-        cwd=cwd,
-        env={**environment, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_obsrelay(*args, cwd=cwd, **env)
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,6 @@ README shows one. Every page's console errors are collected and must stay empty.
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +14,14 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
 from obsrelay.client import SiteClient, UserClient
-from tests.servers import ServerProcess, free_port, start_server, unavailable
+from tests.servers import (
+    ServerProcess,
+    free_port,
+    last_line,
+    run_obsrelay,
+    start_server,
+    unavailable,
+)
 
 OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 
@@ -290,16 +295,11 @@ def test_sign_in_with_a_token_and_the_site_remembered(
 
 
 def _token(workdir: Path) -> str:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
-    created = subprocess.run(
-        [sys.executable, "-m", "obsrelay", "tokens", "create", "--user", "ada",
-         "--name", "Ada Observer", "--role", "admin"],
-        cwd=workdir,
-        env={**environment, "OBSRELAY_DATA_DIR": str(workdir / "var")},
-        capture_output=True, text=True, timeout=60,
+    created = run_obsrelay(
+        "tokens", "create", "--user", "ada", "--name", "Ada Observer", "--role", "admin",
+        cwd=workdir, OBSRELAY_DATA_DIR=str(workdir / "var"),
     )  # fmt: skip
-    assert created.returncode == 0, created.stderr
-    return created.stdout.strip().splitlines()[-1]
+    return last_line(created)
 
 
 def test_the_console_survives_a_server_restart(tmp_path: Path, open_page: OpenPage, site: str):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, last_line, run_obsrelay, start_server
 
 AGENT = Path(__file__).resolve().parent.parent / "examples" / "site_agent.py"
 SITE = "e2e-site"
@@ -35,13 +35,7 @@ class Network:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`obsrelay ...` as the user runs it, with server and credentials in the env."""
-        result = subprocess.run(
-            [sys.executable, "-m", "obsrelay", *args],
-            env=self.user_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_obsrelay(*args, OBSRELAY_SERVER=self.server.url, OBSRELAY_TOKEN=self.token)
         if check:
             assert result.returncode == 0, result.stderr
         return result
@@ -102,16 +96,7 @@ class Lines:
 
 def _admin(workdir: Path, *args: str) -> str:
     """An operator's command on the server's machine; returns its last line."""
-    result = subprocess.run(
-        [sys.executable, "-m", "obsrelay", *args],
-        cwd=workdir,
-        env=_environment(OBSRELAY_DATA_DIR=str(workdir / "var")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return last_line(run_obsrelay(*args, cwd=workdir, OBSRELAY_DATA_DIR=str(workdir / "var")))
 
 
 @pytest.fixture(scope="module")
@@ -222,29 +207,21 @@ def test_the_cli_says_what_is_wrong(network: Network):
         "--action", "expose", "-r", "time", check=False,
     )  # fmt: skip
     assert bad_param.returncode == 2 and "key=value" in bad_param.stderr
-    no_token = subprocess.run(
-        [sys.executable, "-m", "obsrelay", "jobs", "submit", "-s", SITE, "--device", "camera",
-         "--instance", "c1", "--action", "expose"],
-        env=_environment(OBSRELAY_SERVER=network.server.url),
-        capture_output=True, text=True, timeout=60,
+    no_token = run_obsrelay(
+        "jobs", "submit", "-s", SITE, "--device", "camera", "--instance", "c1",
+        "--action", "expose", OBSRELAY_SERVER=network.server.url,
     )  # fmt: skip
     assert no_token.returncode == 1 and "401" in no_token.stderr
     no_key = network.cli("logs", "send", "--site", SITE, "hello", check=False)
     assert no_key.returncode == 1 and "X-Site-Key" in no_key.stderr
-    away = subprocess.run(
-        [sys.executable, "-m", "obsrelay", "jobs", "list", "-s", SITE],
-        env=_environment(OBSRELAY_SERVER="http://127.0.0.1:9"),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    away = run_obsrelay("jobs", "list", "-s", SITE, OBSRELAY_SERVER="http://127.0.0.1:9")
     assert away.returncode == 3 and "Cannot reach" in away.stderr
 
 
 def test_logs_send_with_the_site_key(network: Network):
-    sent = subprocess.run(
-        [sys.executable, "-m", "obsrelay", "logs", "send", "--site", SITE, "--level", "error",
-         "Rain sensor tripped", "--json"],
-        env=_environment(OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key),
-        capture_output=True, text=True, timeout=60,
+    sent = run_obsrelay(
+        "logs", "send", "--site", SITE, "--level", "error", "Rain sensor tripped", "--json",
+        OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key,
     )  # fmt: skip
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["level"] == "error"

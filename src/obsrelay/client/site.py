@@ -94,6 +94,43 @@ def new_claim_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+class _ClaimLoop:
+    """The state of an endless claiming loop, shared by the sync and the async client.
+
+    A claim id is kept until a claim succeeds, so the retry of a claim whose answer
+    was lost gets that claim's jobs. Pauses grow while the server is away; that it
+    went away, and that it came back, is logged once each.
+    """
+
+    def __init__(self) -> None:
+        self._backoff = _http.Backoff()
+        self._claim_id: str | None = None
+        self._away_since: float | None = None
+
+    def claim_id(self) -> str:
+        self._claim_id = self._claim_id or new_claim_id()
+        return self._claim_id
+
+    def pause_after(self, error: RateLimited | ServerUnavailable) -> float:
+        """Seconds to wait before claiming again."""
+        if isinstance(error, RateLimited):
+            return error.retry_after
+        if self._away_since is None:
+            self._away_since = time.monotonic()
+            log.warning("%s; retrying until it is back", error)
+        return self._backoff.next()
+
+    def delivered(self, claimed: list[Job]) -> list[Job]:
+        """Notes a successful claim; returns its jobs."""
+        if self._away_since is not None:
+            away = time.monotonic() - self._away_since
+            log.warning("The obsrelay server is back after %.0f s", away)
+            self._away_since = None
+        self._backoff.reset()
+        self._claim_id = None
+        return claimed
+
+
 class SiteClient:
     """A site's connection to obsrelay (sync, thread-safe for separate calls).
 
@@ -201,32 +238,16 @@ class SiteClient:
         with the same claim id, so its jobs are delivered anyway, and exactly once.
         Jobs claimed but not yet yielded wait for the next loop over `jobs()`.
         """
-        backoff = _http.Backoff()
-        claim_id: str | None = None
-        away_since: float | None = None
+        loop = _ClaimLoop()
         while True:
             while self._pending:
                 yield self._pending.popleft()
-            claim_id = claim_id or new_claim_id()
             try:
-                claimed = self.claim(wait, claim_id=claim_id)
-            except RateLimited as error:
-                time.sleep(error.retry_after)
+                claimed = self.claim(wait, claim_id=loop.claim_id())
+            except (RateLimited, ServerUnavailable) as error:
+                time.sleep(loop.pause_after(error))
                 continue
-            except ServerUnavailable as error:
-                if away_since is None:
-                    away_since = time.monotonic()
-                    log.warning("%s; retrying until it is back", error)
-                time.sleep(backoff.next())
-                continue
-            if away_since is not None:
-                log.warning(
-                    "The obsrelay server is back after %.0f s", time.monotonic() - away_since
-                )
-                away_since = None
-            backoff.reset()
-            claim_id = None
-            self._pending.extend(claimed)
+            self._pending.extend(loop.delivered(claimed))
 
 
 class AsyncSiteClient:
@@ -296,21 +317,13 @@ class AsyncSiteClient:
 
     async def jobs(self, wait: float = 20.0) -> AsyncIterator[Job]:
         """As `SiteClient.jobs`."""
-        backoff = _http.Backoff()
-        claim_id: str | None = None
+        loop = _ClaimLoop()
         while True:
             while self._pending:
                 yield self._pending.popleft()
-            claim_id = claim_id or new_claim_id()
             try:
-                claimed = await self.claim(wait, claim_id=claim_id)
-            except RateLimited as error:
-                await asyncio.sleep(error.retry_after)
+                claimed = await self.claim(wait, claim_id=loop.claim_id())
+            except (RateLimited, ServerUnavailable) as error:
+                await asyncio.sleep(loop.pause_after(error))
                 continue
-            except ServerUnavailable as error:
-                log.debug("%s; retrying", error)
-                await asyncio.sleep(backoff.next())
-                continue
-            backoff.reset()
-            claim_id = None
-            self._pending.extend(claimed)
+            self._pending.extend(loop.delivered(claimed))
