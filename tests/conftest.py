@@ -12,7 +12,13 @@ from obsrelay.bus import MemoryBus
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
-from tests.servers import ServerProcess, fresh_postgres_database, start_server, unavailable
+from tests.servers import (
+    ServerProcess,
+    fresh_postgres_database,
+    register_site,
+    start_server,
+    unavailable,
+)
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -56,9 +62,22 @@ def jobs(db: Database, events: EventLog) -> JobService:
 
 
 @pytest.fixture
-def site() -> str:
-    """A site name no other test uses, so tests share a database without interfering."""
-    return f"site-{uuid.uuid4().hex[:10]}"
+def site(request: pytest.FixtureRequest) -> str:
+    """A site name no other test uses, so tests share a database without interfering.
+
+    It is registered, as an operator would, in the server of any fixture of
+    SERVER_FIXTURES the test uses (a test that starts a server itself registers it).
+    """
+    name = f"site-{uuid.uuid4().hex[:10]}"
+    for fixture in SERVER_FIXTURES:
+        if fixture in request.fixturenames:
+            server: ServerProcess = request.getfixturevalue(fixture)
+            register_site(server.database_url, name)
+    return name
+
+
+# The fixtures, here and in test modules, that give a running server.
+SERVER_FIXTURES = ("server", "console_server", "oidc_server", "local_server", "proxied")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from obsrelay.config import async_database_url
+from obsrelay.services.sites import SiteRegistry
+from obsrelay.store.database import open_database
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -51,6 +54,24 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
     """The last line a successful command printed (tokens and keys are printed there)."""
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def register_site(database_url: str, *names: str) -> None:
+    """Registers sites in a server's database, as `obsrelay sites add` does."""
+
+    async def register() -> None:
+        db = open_database(database_url)
+        try:
+            await db.upgrade()
+            registry = SiteRegistry(db)
+            for name in names:
+                await registry.register(name, "operator")
+        finally:
+            await db.close()
+
+    # In a thread of its own: callers may be inside an event loop (async tests, Playwright).
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, register()).result()
 
 
 def free_port() -> int:
@@ -153,8 +174,9 @@ def start_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+    default_url = f"sqlite:///{workdir.resolve() / 'var' / 'obsrelay.db'}"
     server = ServerProcess(
-        f"http://127.0.0.1:{port}", database_url or "sqlite:///./var/obsrelay.db", process, log_path
+        f"http://127.0.0.1:{port}", database_url or default_url, process, log_path
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.fakes import http_server
 from tests.helpers import newjob_body, raw
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, register_site, start_server
 
 ISSUER = "https://login.example.org/"
 AUDIENCE = "https://api.example.org"
@@ -236,6 +236,7 @@ def test_local_mode_with_a_token_from_the_cli(tmp_path, site):
         OBSRELAY_AUTH_MODE="local",
         OBSRELAY_DATA_DIR=str(data_dir),
     )
+    register_site(server.database_url, site)
     try:
         created = subprocess.run(
             [

@@ -25,7 +25,7 @@ from obsrelay.client import (
     SiteClient,
     UserClient,
 )
-from tests.servers import ServerProcess, free_port, start_server
+from tests.servers import ServerProcess, free_port, register_site, start_server
 
 
 def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -189,6 +189,7 @@ def test_jobs_iterator_survives_a_server_restart(tmp_path: Path, site: str):
     """Jobs before, during (queued in the store) and after a restart: each exactly once."""
     port = free_port()
     server = start_server(None, tmp_path, port=port)
+    register_site(server.database_url, site)
     got: list[Job] = []
     frames: list[Frame] = []
     total = 45

@@ -176,6 +176,7 @@ def test_getrecentjobs_time_range(http: httpx.Client, site: str):
 
 def test_enclosure_site_is_just_a_site(http: httpx.Client, site: str):
     enclosure = site[:-1]
+    assert post(http, "/jobs/getnewjobs", {"site": enclosure}).json() == []  # registers it
     post(http, "/jobs/newjob", newjob_body(enclosure))
     assert post(http, "/jobs/getnewjobs", {"site": site}).json() == []
     assert len(post(http, "/jobs/getnewjobs", {"site": enclosure}).json()) == 1

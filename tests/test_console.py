@@ -18,6 +18,7 @@ from tests.servers import (
     ServerProcess,
     free_port,
     last_line,
+    register_site,
     run_obsrelay,
     start_server,
     unavailable,
@@ -305,6 +306,7 @@ def _token(workdir: Path) -> str:
 def test_the_console_survives_a_server_restart(tmp_path: Path, open_page: OpenPage, site: str):
     port = free_port()
     server = start_server(None, tmp_path, port=port)
+    register_site(server.database_url, site)
     try:
         with UserClient(server.url) as user:
             job = user.submit(site, "camera", "camera1", "expose", {"time": 5})

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.helpers import newjob_body, raw
-from tests.servers import ServerProcess, start_server
+from tests.servers import ServerProcess, register_site, start_server
 
 WAIT = 20
 
@@ -67,7 +67,7 @@ async def test_native_claim_wakes_and_a_job_waiting_answers_at_once(
         answer = await client.post(claim, json={"wait": 600})
         assert [job["ulid"] for job in answer.json()] == [ulid, second]
         assert answer.headers["x-obsrelay-wait"] == "25"
-        assert "longer than the longest wait" in answer.headers["x-obsrelay-warning"]
+        assert "The longest wait is 25 seconds" in answer.headers["x-obsrelay-warning"]
 
 
 async def test_the_wait_ends_with_an_empty_list(server: ServerProcess, site: str):
@@ -83,6 +83,7 @@ async def test_the_wait_ends_with_an_empty_list(server: ServerProcess, site: str
         other = asyncio.create_task(
             client.post(f"/api/v1/sites/{site}/jobs/claim", json={"wait": 1})
         )
+        await client.post("/jobs/getnewjobs", content=raw({"site": f"{site}-other"}))
         await _submit(client, f"{site}-other")
         assert (await other).json() == []
 
@@ -182,6 +183,7 @@ async def test_long_poll_across_two_processes_on_postgres_and_redis(
         )
         for _ in range(2)
     )
+    register_site(postgres_url, site)
     try:
         async with (
             httpx.AsyncClient(base_url=first.url, timeout=WAIT + 10) as waiting_side,
@@ -209,6 +211,7 @@ async def test_the_recheck_finds_a_job_whose_notice_never_came(
     # Two processes with in-memory buses: the waiting one never hears of the job.
     first = start_server(postgres_url, tmp_path, OBSRELAY_LONGPOLL_RECHECK="0.5")
     second = start_server(postgres_url, tmp_path)
+    register_site(postgres_url, site)
     try:
         async with (
             httpx.AsyncClient(base_url=first.url, timeout=WAIT + 10) as waiting_side,

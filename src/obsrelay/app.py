@@ -15,23 +15,24 @@ from obsrelay.api import console, datastream, ops
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
-from obsrelay.api.middleware import AccessLog, BodySizeLimit
+from obsrelay.api.middleware import AccessLog, BodySizeLimit, TrustedProxies
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
 from obsrelay.api.v1 import sites as v1_sites
 from obsrelay.auth.access import Access
 from obsrelay.auth.calendar import Calendar
 from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
-from obsrelay.auth.ratelimit import RateLimiter
+from obsrelay.auth.ratelimit import Limits, NewSiteBudget
 from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
 from obsrelay.bus import open_bus
 from obsrelay.config import Settings, load_settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
+from obsrelay.services.sites import SiteRegistry
 from obsrelay.services.stream import EventLog, Hub
 from obsrelay.services.waiting import JobWaiters
-from obsrelay.store.database import Database, open_database
+from obsrelay.store.database import Database, DatabaseUnavailable, open_database
 
 log = logging.getLogger("obsrelay")
 _SWEEP_BATCH = 500
@@ -45,6 +46,8 @@ async def _sweep_forever(
         try:
             if await sweep(_SWEEP_BATCH) >= _SWEEP_BATCH:
                 continue
+        except DatabaseUnavailable:
+            pass  # the database logs its outage once
         except Exception:
             log.exception("%s sweep failed; retrying in %.0f s", name, interval)
         await asyncio.sleep(interval)
@@ -74,22 +77,26 @@ def build_access(
     calendar = Calendar(settings.calendar_url) if settings.calendar_url else None
     if calendar is not None:
         closers.append(calendar.close)
-    burst = settings.rate_burst_seconds
-    limits = {
-        kind: RateLimiter(rate, max(1.0, rate * burst))
-        for kind, rate in (
-            ("jobs", settings.rate_jobs),
-            ("messages", settings.rate_messages),
-            ("events", settings.rate_events),
-        )
-    }
+    limits = Limits(
+        {
+            "jobs": settings.rate_jobs,
+            "messages": settings.rate_messages,
+            "events": settings.rate_events,
+            "updates": settings.rate_updates,
+        },
+        burst_seconds=settings.rate_burst_seconds,
+        keyed_factor=settings.rate_keyed_factor,
+    )
     access = Access(
         verifier=verifier,
         site_keys=SiteKeys(db),
+        sites=SiteRegistry(db),
         site_keys_mode=settings.site_keys,
         public_read=settings.public_read,
         calendar=calendar,
         limits=limits,
+        new_sites=NewSiteBudget(settings.new_sites_per_client),
+        max_sites=settings.max_sites,
     )
     return access, closers
 
@@ -116,7 +123,13 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.bus = bus
         app.state.events = events
         app.state.hub = hub
-        waiters = JobWaiters(settings.longpoll_recheck)
+        waiters = JobWaiters(
+            settings.longpoll_recheck,
+            max_per_client=settings.max_waiting_per_client,
+            # Under another server than `obsrelay serve`, "0" (half the open-file
+            # limit) is read here.
+            max_total=settings.max_waiting or _half_the_open_file_limit(),
+        )
         app.state.waiters = waiters
         app.state.jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
         app.state.messages = MessageService(
@@ -179,7 +192,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
     app.include_router(console.router)
     app.mount("/console", console.static_files(), name="console")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_timeout
+    )
     # Outside the body limit, so that its 413 answers carry CORS headers too.
     app.add_middleware(
         CORSMiddleware,
@@ -191,4 +206,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.log_requests:
         app.add_middleware(AccessLog)
+    # Outermost: everything inside sees the client's own address.
+    app.add_middleware(TrustedProxies, networks=settings.trusted_proxy_networks)
     return app
+
+
+def _half_the_open_file_limit() -> int:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1, (soft if soft != resource.RLIM_INFINITY else 1 << 20) // 2)

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +20,7 @@ db_app = typer.Typer(help="Manage the database.")
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="User tokens (local auth mode).")
 app.add_typer(tokens_app, name="tokens")
-sites_app = typer.Typer(help="Site keys: the credentials of the observatories' software.")
+sites_app = typer.Typer(help="Sites, and their keys: the credentials of their software.")
 app.add_typer(sites_app, name="sites")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(logs_app, name="logs")
@@ -42,11 +41,28 @@ def _settings(config: str | None, **overrides: object) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    from obsrelay.logs import configure_logging
+
+    configure_logging(level)
+
+
+def _raise_open_file_limit() -> int:
+    """Raises this process's open-file soft limit to its hard limit; returns the limit.
+
+    Every connection takes a descriptor: at the usual soft limit of 1,024, a few
+    hundred waiting long-polls and websockets would leave none for anybody else.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            logging.getLogger("obsrelay").warning("cannot raise the open-file limit: %s", error)
+    return soft
 
 
 @app.command()
@@ -58,11 +74,16 @@ def serve(
     """Run the obsrelay server (creates or migrates the database first)."""
     import uvicorn
 
+    from obsrelay.api.datastream import MAX_CLIENT_FRAME_BYTES
+    from obsrelay.api.httpguard import guarded_protocol
     from obsrelay.api.wsframes import FrameWriterProtocol
     from obsrelay.app import create_app
 
     settings = _settings(config, host=host, port=port)
     _configure_logging(settings.log_level)
+    open_files = _raise_open_file_limit()
+    if not settings.max_waiting:
+        settings = settings.model_copy(update={"max_waiting": max(1, open_files // 2)})
     app = create_app(settings)
 
     class Server(uvicorn.Server):
@@ -78,8 +99,14 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Logging is set up above, through the filter that takes secrets out.
+        log_config=None,
         access_log=False,
         server_header=False,
+        # The client's address behind a proxy is found by obsrelay's own middleware,
+        # from OBSRELAY_TRUSTED_PROXIES only.
+        proxy_headers=False,
+        http=guarded_protocol(settings.request_timeout),
         # Websocket keep-alive: a ping every 20 s keeps idle datastream connections open
         # through proxies; a client that does not answer within 20 s is dropped.
         ws_ping_interval=20.0,
@@ -88,6 +115,8 @@ def serve(
         # Compression would have to run per connection; the datastream encodes a frame
         # once for all of them (see api/wsframes.py).
         ws_per_message_deflate=False,
+        # The browser's one frame is tiny; a larger one closes the socket with 1009.
+        ws_max_size=MAX_CLIENT_FRAME_BYTES,
     )
     Server(server_config).run()
 
@@ -107,11 +136,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
         finally:
             await db.close()
 
-    try:
-        asyncio.run(run())
-    except OSError as error:
-        typer.echo(f"obsrelay: cannot reach the database: {error}", err=True)
-        raise typer.Exit(1) from None
+    _run(run)
     typer.echo(f"Database is up to date: {settings.database_url}")
 
 
@@ -154,24 +179,61 @@ def _site_keys(config: str | None) -> tuple["Database", "SiteKeys"]:
 
 
 def _run(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    from obsrelay.store.database import DatabaseUnavailable
+
     try:
         asyncio.run(work())
-    except OSError as error:
-        typer.echo(f"obsrelay: cannot reach the database: {error}", err=True)
+    except (OSError, DatabaseUnavailable) as error:
+        cause = error.__cause__ or error
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0] if str(cause) else ""
+        typer.echo(f"obsrelay: cannot reach the database: {reason or 'no answer'}", err=True)
         raise typer.Exit(1) from None
 
 
-@sites_app.command("add-key")
-def sites_add_key(site: str, config: ConfigOption = None) -> None:
-    """Make a new key for SITE; it is printed once, alone on the last line."""
+def _site_name(site: str) -> str:
     from obsrelay.domain.errors import InvalidInput
     from obsrelay.domain.jobs import validate_site
 
     try:
-        validate_site(site, "SITE")
+        return validate_site(site, "SITE")
     except InvalidInput as error:
         typer.echo(f"obsrelay: {error.message}", err=True)
         raise typer.Exit(2) from None
+
+
+@sites_app.command("add")
+def sites_add(
+    site: str,
+    key: Annotated[bool, typer.Option("--key", help="Also make a key for it.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Register SITE, so that jobs may be submitted to it (with --key, make its key too)."""
+    from obsrelay.services.sites import SiteRegistry
+
+    _site_name(site)
+    db, keys = _site_keys(config)
+
+    async def add() -> None:
+        try:
+            await db.upgrade()
+            added = await SiteRegistry(db).register(site, "operator")
+            new_key = await keys.add(site) if key else None
+        finally:
+            await db.close()
+        typer.echo(f"Added site {site}." if added else f"Site {site} exists already.")
+        if new_key:
+            typer.echo(f"New key for {site} (only its hash is stored; keep it safe):")
+            typer.echo(new_key)
+
+    _run(add)
+
+
+@sites_app.command("add-key")
+def sites_add_key(site: str, config: ConfigOption = None) -> None:
+    """Make a new key for SITE (registering it); printed once, alone on the last line.
+
+    From then on, calls as SITE must carry a key (OBSRELAY_SITE_KEYS=auto)."""
+    _site_name(site)
     db, keys = _site_keys(config)
 
     async def add() -> None:
@@ -191,20 +253,27 @@ def sites_list(
     site: Annotated[str | None, typer.Argument(help="Only this site.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """List the site keys (ids only) and whether they are revoked."""
+    """List the sites and their keys (ids only), and whether each key is revoked."""
+    from obsrelay.services.sites import SiteRegistry
+
     db, keys = _site_keys(config)
 
     async def show() -> None:
         try:
             await db.upgrade()
+            names = [name for name in await SiteRegistry(db).names() if site in (None, name)]
             found = await keys.list(site)
         finally:
             await db.close()
-        if not found:
-            typer.echo("No site keys.")
-        for key in found:
-            state = "revoked" if key.revoked_ms else "active"
-            typer.echo(f"{key.site}\t{key.key_id}\t{state}")
+        if not names:
+            typer.echo("No sites.")
+        for name in names:
+            its_keys = [key for key in found if key.site == name]
+            if not its_keys:
+                typer.echo(f"{name}\t-\tno key")
+            for key in its_keys:
+                state = "revoked" if key.revoked_ms else "active"
+                typer.echo(f"{name}\t{key.key_id}\t{state}")
 
     _run(show)
 

@@ -5,6 +5,7 @@ Precedence: environment variables, then the TOML file named by OBSRELAY_CONFIG (
 (`ConfigError`); an unknown OBSRELAY_* name is reported as a warning.
 """
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -128,17 +129,55 @@ class Settings(BaseSettings):
         True, description="Reading jobs, messages, datastream needs no token."
     )
     calendar_url: str | None = Field(None, description="The reservation calendar's base URL.")
-    site_keys: Literal["off", "optional", "required"] = Field(
-        "optional", description="Whether site calls must carry the site's key."
+    site_keys: Literal["off", "auto", "required"] = Field(
+        "auto",
+        description="Site calls: 'auto' (a site with an active key must use it, a site "
+        "without one is served without), 'required' (every call needs the key) or 'off'.",
     )
-    rate_jobs: float = Field(5.0, gt=0, description="Job submissions a second per site.")
-    rate_messages: float = Field(20.0, gt=0, description="Messages a second per site.")
-    rate_events: float = Field(20.0, gt=0, description="Live events a second per site.")
+    rate_jobs: float = Field(
+        5.0, gt=0, description="Job submissions a second per client (user or address) per site."
+    )
+    rate_messages: float = Field(20.0, gt=0, description="Messages a second per client per site.")
+    rate_events: float = Field(20.0, gt=0, description="Live events a second per client per site.")
+    rate_updates: float = Field(
+        20.0, gt=0, description="Job status reports a second per client per site."
+    )
     rate_burst_seconds: float = Field(
-        10.0, gt=0, description="Each limit allows bursts of this many seconds' worth."
+        60.0, gt=0, description="Each limit allows bursts of this many seconds' worth."
+    )
+    rate_keyed_factor: float = Field(
+        10.0, ge=1, description="Calls made with a site's key may go this many times faster."
+    )
+    new_sites_per_client: int = Field(
+        5,
+        ge=0,
+        description="Sites one client address may create a day by calling as a site "
+        "that does not exist (0: only the operator adds sites).",
+    )
+    max_sites: int = Field(
+        1000, ge=1, description="Beyond this many sites, only the operator may add one."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For names the client (e.g. 127.0.0.1, 10.0.0.0/8).",
     )
     max_sockets_per_client: int = Field(
         64, ge=1, description="Datastream connections one client address may hold."
+    )
+    max_waiting_per_client: int = Field(
+        32, ge=0, description="Long-polls one client address may hold waiting at once."
+    )
+    max_waiting: int = Field(
+        0,
+        ge=0,
+        description="Long-polls waiting at once in all (0: half the process's open-file limit).",
+    )
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client may take to send a request's headers, and its body.",
     )
     datastream_path: str = Field("/datastream", description="Path of the datastream websocket.")
     stream_buffer_bytes: int = Field(
@@ -190,6 +229,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL path starting with '/', e.g. /datastream")
         return value
 
+    @field_validator("site_keys", mode="before")
+    @classmethod
+    def _old_site_keys_name(cls, value: object) -> object:
+        # 'optional' (anonymous calls passed even for a site with a key) became 'auto'.
+        return "auto" if value == "optional" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for part in _comma_list(value):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or network") from None
+        return value
+
     @field_validator("job_expiry", "sweep_interval", "message_retention", mode="before")
     @classmethod
     def _parse_duration(cls, value: object) -> float:
@@ -201,11 +256,20 @@ class Settings(BaseSettings):
 
     @property
     def cors_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+        return _comma_list(self.cors_origins)
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        parts = _comma_list(self.trusted_proxies)
+        return [ipaddress.ip_network(part, strict=False) for part in parts]
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def unknown_env_names(environ: dict[str, str] | None = None) -> list[str]:

@@ -1,25 +1,32 @@
-"""Reading the compatible APIs' raw JSON bodies, whatever their Content-Type says.
+"""Reading JSON request bodies, for both APIs, in one place.
 
-The site software posts `data=json.dumps(...)` with no Content-Type, so these
-endpoints parse the bytes themselves and name what is wrong in a sentence.
+The site software posts `data=json.dumps(...)` with no Content-Type, so the compatible
+endpoints parse the bytes themselves (`json_object`). The native endpoints are
+FastAPI routes whose body FastAPI parses; `StrictJsonRoute` makes it parse with the
+same `parse_json`. Either way a body is checked against the value rules
+(domain/values.py) as a whole, before any endpoint sees it, and what is wrong is
+named in a sentence.
 """
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request, Response
+from fastapi.routing import APIRoute
 
 from obsrelay.domain.errors import InvalidInput
+from obsrelay.domain.values import check_json, quote
 
 _BODY_STATE = "obsrelay_json_body"
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (parsed once per request and cached)."""
-    cached = getattr(request.state, _BODY_STATE, None)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    raw = await request.body()
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInput(f"The request body holds {name}, which is not a number JSON allows.")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a request body, or InvalidInput saying what is wrong with it."""
     if not raw.strip():
         raise InvalidInput("The request body is empty; send a JSON object.")
     try:
@@ -27,13 +34,26 @@ async def json_object(request: Request) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InvalidInput("The request body is not UTF-8 text.") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"The request body is not valid JSON: {error.msg}.") from None
     except RecursionError:
         raise InvalidInput("The request body is nested too deeply.") from None
+    except ValueError:
+        # Python refuses to read integers of thousands of digits.
+        raise InvalidInput("The request body holds a number too large to store.") from None
+    check_json(value)
+    return value
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (parsed once per request and cached)."""
+    cached = getattr(request.state, _BODY_STATE, None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    value = parse_json(await request.body())
     if not isinstance(value, dict):
-        kind = "a list" if isinstance(value, list) else f"{type(value).__name__}"
+        kind = "a list" if isinstance(value, list) else quote(value)
         raise InvalidInput(f"The request body must be a JSON object, not {kind}.")
     setattr(request.state, _BODY_STATE, value)
     return value
@@ -47,3 +67,26 @@ def require(body: dict[str, Any], *keys: str) -> None:
     if missing:
         names = ", ".join(f"'{key}'" for key in missing)
         raise InvalidInput(f"Missing required keys {names}.")
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = parse_json(await self.body())
+            except InvalidInput as error:
+                # FastAPI turns anything else raised here into a vague 400.
+                raise HTTPException(400, error.message) from None
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body FastAPI reads with `parse_json`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 
 from obsrelay import __version__
-from obsrelay.api.identity import user
+from obsrelay.api.permissions import user
 from obsrelay.api.v1.models import ERRORS, UserOut
 from obsrelay.config import Settings
 from obsrelay.domain.jobs import Identity

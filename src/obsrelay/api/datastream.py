@@ -7,7 +7,9 @@ stream; a client that reconnects with `?since=<id>` is first replayed every stor
 event after it. Live-only topics (posted to /api/v1/sites/{site}/events) carry no id.
 
 A client that falls too far behind (OBSRELAY_STREAM_BUFFER_BYTES waiting for it to
-read) is closed with code 1013 and may resume with `since`. Ping/pong is uvicorn's.
+read) is closed with code 1013 and may resume with `since`, as is every client while
+the database does not answer. A client frame over 64 KiB closes the socket with 1009
+(the browser's one frame is a few dozen bytes). Ping/pong is uvicorn's.
 """
 
 import asyncio
@@ -19,18 +21,21 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
-from obsrelay.api.identity import credentials as credentials_of
+from obsrelay.api.permissions import credentials as credentials_of
 from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, encode_text_frame, frame_writer_for
-from obsrelay.auth.access import Access, Credentials
-from obsrelay.auth.tokens import AuthError
-from obsrelay.domain.errors import InvalidInput
+from obsrelay.auth.access import Access, Action, Credentials
+from obsrelay.domain.errors import InvalidInput, ObsrelayError
 from obsrelay.domain.jobs import validate_site
+from obsrelay.domain.values import INT_MAX
 from obsrelay.services.stream import Hub, StreamEvent
+from obsrelay.store.database import DatabaseUnavailable
 
 log = logging.getLogger("obsrelay.datastream")
 
 CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+MAX_CLIENT_FRAME_BYTES = 64 * 1024
 # A client that fell behind has a whole send buffer to read before the close frame.
 _CLOSE_TIMEOUT = 10.0
 
@@ -61,7 +66,8 @@ class Connection:
         self.site = site
         self.cursor = 0
         self.replaying = False
-        self.overflowed = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.close_code = 1000
         self._writer = writer
         self._max_buffer = max_buffer
         self._held: list[tuple[StreamEvent, bytes]] = []
@@ -83,7 +89,7 @@ class Connection:
         self._writer.write([frame])
         # Replaying can be long: let the client read instead of buffering all of it.
         mark = self._max_buffer // 2
-        while self._writer.buffered() > mark and not self.overflowed.is_set():
+        while self._writer.buffered() > mark and not self.ended.is_set():
             await self._writer.wait_writable()
             if self._writer.buffered() > mark:
                 await asyncio.sleep(0.005)
@@ -94,7 +100,7 @@ class Connection:
         self._put(held)
 
     def _put(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
-        if self.overflowed.is_set():
+        if self.ended.is_set():
             return
         frames = []
         for event, frame in batch:
@@ -115,9 +121,15 @@ class Connection:
         self._writer.write(frames)
 
     def _overflow(self) -> None:
-        if not self.overflowed.is_set():
+        if not self.ended.is_set():
             log.info("datastream: closing a client of %s that fell behind", self.site)
-            self.overflowed.set()
+            self.end(CLOSE_TRY_AGAIN_LATER)
+
+    def end(self, code: int) -> None:
+        """Ends the connection with close `code` (the first reason given wins)."""
+        if not self.ended.is_set():
+            self.close_code = code
+            self.ended.set()
 
 
 def _site_from(message: Any) -> str | None:
@@ -137,7 +149,7 @@ async def datastream(websocket: WebSocket) -> None:
         site = validate_site(websocket.query_params.get("site"))
         since_text = websocket.query_params.get("since")
         since = int(since_text) if since_text else None
-        if since is not None and since < 0:
+        if since is not None and not 0 <= since <= INT_MAX:
             raise ValueError
     except (InvalidInput, ValueError):
         # Refused before the handshake completes: the client sees HTTP 403.
@@ -146,12 +158,12 @@ async def datastream(websocket: WebSocket) -> None:
     access: Access = websocket.app.state.access
     credentials = credentials_of(websocket)
     try:
-        await access.may_read(site, credentials)
-    except AuthError:
+        await access.ensure(Action.READ, site, credentials)
+    except (ObsrelayError, DatabaseUnavailable):
         await websocket.close(CLOSE_POLICY)
         return
     sockets: dict[str, int] = websocket.app.state.sockets_per_client
-    client = websocket.client.host if websocket.client else "-"
+    client = credentials.address
     if sockets.get(client, 0) >= websocket.app.state.settings.max_sockets_per_client:
         log.warning("datastream: refused a connection from %s (too many open)", client)
         await websocket.close(CLOSE_POLICY)
@@ -194,16 +206,19 @@ async def _serve(
             task.cancel()
         await asyncio.wait(tasks)
         if websocket.client_state is WebSocketState.CONNECTED:
-            code = CLOSE_TRY_AGAIN_LATER if connection.overflowed.is_set() else 1000
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(websocket.close(code), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(websocket.close(connection.close_code), _CLOSE_TIMEOUT)
 
 
 async def _follow(connection: Connection, hub: Hub, since: int | None) -> None:
     """Subscribes (replaying after `since`), then waits until the client falls behind."""
-    connection.cursor = await hub.subscribe(connection, since)
+    try:
+        connection.cursor = await hub.subscribe(connection, since)
+    except DatabaseUnavailable:
+        connection.end(CLOSE_TRY_AGAIN_LATER)  # the client resumes with `since` later
+        return
     connection.end_replay()
-    await connection.overflowed.wait()
+    await connection.ended.wait()
 
 
 async def _receive(
@@ -215,7 +230,10 @@ async def _receive(
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
-        text = message.get("text")
+        text = message.get("text") or ""
+        if len(text) + len(message.get("bytes") or b"") > MAX_CLIENT_FRAME_BYTES:
+            connection.end(CLOSE_TOO_BIG)
+            return
         if not text:
             continue
         try:
@@ -224,8 +242,12 @@ async def _receive(
             continue
         if site is not None and site != connection.site:
             try:
-                await access.may_read(site, credentials)
-            except AuthError:
-                continue  # not allowed to read that site: stay where it is
+                await access.ensure(Action.READ, site, credentials)
+            except (ObsrelayError, DatabaseUnavailable):
+                continue  # not allowed to read that site (or not now): stay where it is
             connection.cursor = 0
-            connection.cursor = await hub.move(connection, site)
+            try:
+                connection.cursor = await hub.move(connection, site)
+            except DatabaseUnavailable:
+                connection.end(CLOSE_TRY_AGAIN_LATER)
+                return

@@ -1,18 +1,24 @@
 """Claims over HTTP with `wait`: held until a job comes, and let go if the client leaves.
 
-Shared by the compatible getnewjobs and the native claim endpoint.
+Shared by the compatible getnewjobs and the native claim endpoint. A request that would
+wait past the waiting budgets (services/waiting.py) is answered at once instead, with
+the jobs there are and the reason in `X-Obsrelay-Warning`.
 """
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import Request
 from starlette.types import Receive
 
+from obsrelay.api.errors import header_safe
 from obsrelay.domain.jobs import MAX_WAIT_SECONDS, Job, Queue, parse_wait
 from obsrelay.services.jobs import JobService
 from obsrelay.services.waiting import JobWaiters, Waiter
 
+T = TypeVar("T")
 WAIT_HEADER = "X-Obsrelay-Wait"
 WARNING_HEADER = "X-Obsrelay-Warning"
 
@@ -25,8 +31,7 @@ def wait_and_headers(value: object) -> tuple[float, dict[str, str]]:
     headers = {WAIT_HEADER: f"{seconds:g}"}
     if clamped:
         headers[WARNING_HEADER] = (
-            f"wait {value} is longer than the longest wait, {MAX_WAIT_SECONDS:g} seconds; "
-            f"waited at most {MAX_WAIT_SECONDS:g}."
+            f"The longest wait is {MAX_WAIT_SECONDS:g} seconds; waited at most that long."
         )
     return seconds, headers
 
@@ -42,23 +47,36 @@ async def claim(
     request: Request,
     site: str,
     queue: Queue,
+    answer: Callable[[list[Job]], T],
+    headers: dict[str, str],
     *,
     wait: float,
     limit: int | None = None,
     claim_id: str | None = None,
-) -> list[Job]:
-    """Claims `site`'s jobs, waiting up to `wait` seconds for one when there are none."""
+) -> T:
+    """Claims `site`'s jobs, waiting up to `wait` seconds for one when there are none.
+
+    Returns `answer(jobs)`, made before the claim commits. Adds to `headers` when the
+    request could not wait.
+    """
     jobs: JobService = request.app.state.jobs
-    if wait <= 0:
-        return await jobs.claim(site, queue, limit, claim_id)
     waiters: JobWaiters = request.app.state.waiters
+    client = request.client.host if request.client else "-"
+    refusal = waiters.admit(client) if wait > 0 else None
+    if wait <= 0 or refusal is not None:
+        if refusal is not None:
+            headers.update({WAIT_HEADER: "0", WARNING_HEADER: header_safe(refusal)})
+        _, answered = await jobs.claim_and_answer(site, queue, answer, limit, claim_id)
+        return answered
     waiter = Waiter()
     watcher = asyncio.create_task(_notice_hang_up(request.receive, waiter))
     try:
-        return await waiters.claim(
-            jobs, waiter, site, queue, wait=wait, limit=limit, claim_id=claim_id
+        _, answered = await waiters.claim(
+            jobs, waiter, site, queue, answer, wait=wait, limit=limit, claim_id=claim_id
         )
+        return answered
     finally:
+        waiters.release(client)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await watcher

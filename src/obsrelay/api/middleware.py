@@ -1,7 +1,11 @@
-"""ASGI middleware: the request body size limit and the one-line-per-request log."""
+"""ASGI middleware: the client's address behind trusted proxies, the request body's size
+and time limits, and the one-line-per-request log."""
 
+import asyncio
+import ipaddress
 import logging
 import time
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,16 +15,55 @@ from obsrelay.api.errors import error_response
 access_log = logging.getLogger("obsrelay.access")
 
 
-class BodySizeLimit:
-    """Refuses request bodies over `max_bytes` with 413, before the endpoint sees them.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    A declared Content-Length is checked at once; a chunked body is counted as it
-    arrives, and the endpoint's read fails with 413 when it passes the limit.
+
+class TrustedProxies:
+    """Makes the ASGI `client` the forwarded address when a trusted proxy sent the request.
+
+    X-Forwarded-For is read from the right: each proxy appends the address it saw, so
+    the first address that is not a trusted proxy is the client. From any other peer
+    the header is ignored (a client could write anything there). Everything after this
+    (rate limits, socket caps, waiting budgets, the access log) sees that address.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, networks: Sequence[Network]) -> None:
+        self.app = app
+        self.networks = list(networks)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and client and self._trusted(client[0]):
+            forwarded = b",".join(
+                value for name, value in scope["headers"] if name == b"x-forwarded-for"
+            )
+            hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",") if hop.strip()]
+            if hops:
+                address = next((hop for hop in reversed(hops) if not self._trusted(hop)), hops[0])
+                scope = {**scope, "client": (address[:64], 0)}
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `max_bytes` with 413, and slow ones with 408.
+
+    A declared Content-Length is checked at once; a chunked body is counted as it
+    arrives, and the endpoint's read fails with 413 when it passes the limit. Each part
+    of the body must arrive within `timeout` seconds (a client that sends a body
+    slowly, or never, would otherwise hold its connection forever).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,14 +81,28 @@ class BodySizeLimit:
                     await response(scope, receive, send)
                     return
         received = 0
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for the disconnect: no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"The request body did not arrive within {self.timeout:g} seconds.",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise HTTPException(413, sentence)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         await self.app(scope, counting_receive, send)

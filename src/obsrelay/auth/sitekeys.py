@@ -1,24 +1,27 @@
 """Site keys: the credentials an observatory's software sends as that site.
 
-A key is `ork_<id>_<secret>`. Only the SHA-256 of the secret is stored (the secret is
-32 random bytes, so a fast hash is enough); a key is looked up by its id and compared
-in constant time. Revoking a key marks its row, which every check reads, so it takes
-effect at once.
+A key is `ork_<id>_<secret>`: a 12-hex-digit id and a url-safe secret. Only the
+SHA-256 of the secret is stored (the secret is 32 random bytes, so a fast hash is
+enough); a key is looked up by its id and compared in constant time. Revoking a key
+marks its row, which every check reads, so it takes effect at once. The SQL is in
+store/sites.py.
 """
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
+from obsrelay.store import sites as queries
 from obsrelay.store.database import Database
-from obsrelay.store.schema import site_keys
 
 PREFIX = "ork"
+# The whole shape of a key; anything else is not looked up at all.
+_KEY = re.compile(r"ork_([0-9a-f]{12})_([A-Za-z0-9-]{20,64})")
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,18 @@ def _hash(secret: str) -> str:
 
 
 def _split(key: str) -> tuple[str, str] | None:
-    parts = key.split("_")
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
-        return None
-    return parts[1], parts[2]
+    match = _KEY.fullmatch(key)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def looks_like_site_key(value: str) -> bool:
-    return _split(value) is not None
+    return value.startswith(f"{PREFIX}_")
+
+
+def key_id_of(key: str) -> str | None:
+    """The id part of a well-formed key (safe to log), or None."""
+    parts = _split(key)
+    return parts[0] if parts else None
 
 
 class SiteKeys:
@@ -49,47 +56,27 @@ class SiteKeys:
         self._db = db
 
     async def add(self, site: str) -> str:
-        """Makes a new key for `site`; returns it (the only time it is seen whole)."""
+        """Makes a new key for `site` (registering the site); returns it, the only time it
+        is seen whole."""
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32).replace("_", "-")
-        row = {
-            "key_id": key_id,
-            "site": site,
-            "secret_hash": _hash(secret),
-            "created_ms": int(time.time() * 1000),
-            "revoked_ms": None,
-        }
-        await self._db.write(lambda conn: conn.execute(site_keys.insert(), row))
+        now = int(time.time() * 1000)
+        row = queries.KeyRow(key_id, site, _hash(secret), now, None)
+
+        def add(conn: sa.Connection) -> None:
+            queries.register(conn, site, now, "key")
+            queries.insert_key(conn, row)
+
+        await self._db.write(add)
         return f"{PREFIX}_{key_id}_{secret}"
 
     async def revoke(self, site: str, key_id: str) -> bool:
         now = int(time.time() * 1000)
-
-        def revoke(conn: sa.Connection) -> int:
-            query = (
-                site_keys.update()
-                .where(
-                    site_keys.c.site == site,
-                    site_keys.c.key_id == key_id,
-                    site_keys.c.revoked_ms.is_(None),
-                )
-                .values(revoked_ms=now)
-            )
-            return conn.execute(query).rowcount
-
-        return await self._db.write(revoke) > 0
+        return await self._db.write(lambda conn: queries.revoke_key(conn, site, key_id, now))
 
     async def list(self, site: str | None = None) -> list[SiteKey]:
-        def read(conn: sa.Connection) -> list[sa.Row[Any]]:
-            query = sa.select(site_keys).order_by(site_keys.c.site, site_keys.c.created_ms)
-            if site is not None:
-                query = query.where(site_keys.c.site == site)
-            return list(conn.execute(query))
-
-        return [
-            SiteKey(row.key_id, row.site, row.created_ms, row.revoked_ms)
-            for row in await self._db.read(read)
-        ]
+        rows = await self._db.read(lambda conn: queries.list_keys(conn, site))
+        return [SiteKey(row.key_id, row.site, row.created_ms, row.revoked_ms) for row in rows]
 
     async def site_of(self, key: str) -> str | None:
         """The site a valid, unrevoked key belongs to; None for any other key."""
@@ -97,14 +84,9 @@ class SiteKeys:
         if parts is None:
             return None
         key_id, secret = parts
-
-        def read(conn: sa.Connection) -> sa.Row[Any] | None:
-            query = sa.select(site_keys).where(site_keys.c.key_id == key_id)
-            return conn.execute(query).first()
-
-        row = await self._db.read(read)
+        row = await self._db.read(lambda conn: queries.get_key(conn, key_id))
         expected = row.secret_hash if row is not None else _hash("no such key")
         matches = hmac.compare_digest(_hash(secret), expected)
         if row is None or not matches or row.revoked_ms is not None:
             return None
-        return str(row.site)
+        return row.site

@@ -16,7 +16,9 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from obsrelay.domain.errors import Unauthorized, Unavailable
 from obsrelay.domain.jobs import Identity
+from obsrelay.domain.values import quote
 
 log = logging.getLogger("obsrelay.auth")
 
@@ -25,18 +27,6 @@ LEEWAY_SECONDS = 30
 # An unknown key id makes us fetch the key set again, but not more often than this.
 _MIN_REFRESH_SECONDS = 30.0
 _JWKS_TIMEOUT = 5.0
-
-
-class AuthError(Exception):
-    """The request's credentials are missing or wrong; `message` is one sentence."""
-
-    def __init__(
-        self, message: str, status: int = 401, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.headers = headers or {}
 
 
 class KeySource:
@@ -80,7 +70,7 @@ class JwksKeys(KeySource):
         if self._keys is not None:
             try:
                 return _pick(self._keys, kid)
-            except AuthError:
+            except Unauthorized:
                 if time.monotonic() - self._fetched_at < self._min_refresh:
                     raise
         await self._refresh()
@@ -99,8 +89,8 @@ class JwksKeys(KeySource):
             except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
                 log.warning("cannot fetch the signing keys from %s: %s", self._url, error)
                 if self._keys is None:
-                    raise AuthError(
-                        "The server cannot check tokens right now (key set unavailable).", 503
+                    raise Unavailable(
+                        "The server cannot check tokens right now (key set unavailable)."
                     ) from None
                 return
             finally:
@@ -115,11 +105,11 @@ def _pick(keys: PyJWKSet, kid: str | None) -> PyJWK:
     for key in keys.keys:
         if kid is None or key.key_id == kid:
             return key
-    raise AuthError("The token is signed with a key this server does not know.")
+    raise Unauthorized("The token is signed with a key this server does not know.")
 
 
 class TokenVerifier:
-    """Turns a bearer token into an Identity, or raises AuthError."""
+    """Turns a bearer token into an Identity, or raises Unauthorized."""
 
     def __init__(
         self, keys: KeySource, *, issuer: str, audience: str, roles_claim: str = "roles"
@@ -133,10 +123,10 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise AuthError("The bearer token is not a well-formed JWT.") from None
+            raise Unauthorized("The bearer token is not a well-formed JWT.") from None
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
-            raise AuthError(f"Tokens signed with {algorithm!r} are not accepted.")
+            raise Unauthorized(f"Tokens signed with {quote(algorithm)} are not accepted.")
         key = await self._keys.key(header.get("kid"))
         try:
             claims = jwt.decode(
@@ -149,17 +139,17 @@ class TokenVerifier:
                 options={"require": ["exp", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            raise AuthError("The token has expired; sign in again.") from None
+            raise Unauthorized("The token has expired; sign in again.") from None
         except jwt.InvalidAudienceError:
-            raise AuthError("The token is meant for another audience.") from None
+            raise Unauthorized("The token is meant for another audience.") from None
         except jwt.InvalidIssuerError:
-            raise AuthError(
+            raise Unauthorized(
                 "The token was issued by an issuer this server does not trust."
             ) from None
         except jwt.InvalidSignatureError:
-            raise AuthError("The token's signature is not valid.") from None
+            raise Unauthorized("The token's signature is not valid.") from None
         except (jwt.PyJWTError, ValueError, TypeError) as error:
-            raise AuthError(f"The token is not valid: {error}.") from None
+            raise Unauthorized(f"The token is not valid: {quote(str(error), 80)}.") from None
         return identity_from_claims(claims, self._roles_claim)
 
 
@@ -171,7 +161,7 @@ def identity_from_claims(claims: Mapping[str, Any], roles_claim: str) -> Identit
     """
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
-        raise AuthError("The token names no user (no 'sub').")
+        raise Unauthorized("The token names no user (no 'sub').")
     name = next(
         (claims[key] for key in ("name", "nickname", "email") if isinstance(claims.get(key), str)),
         subject,
@@ -186,13 +176,13 @@ def identity_from_claims(claims: Mapping[str, Any], roles_claim: str) -> Identit
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer ...` header; raises AuthError otherwise."""
+    """The token of an `Authorization: Bearer ...` header; raises Unauthorized otherwise."""
     if not authorization:
-        raise AuthError("This needs a user token: send 'Authorization: Bearer <token>'.")
+        raise Unauthorized("This needs a user token: send 'Authorization: Bearer <token>'.")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise AuthError("The Authorization header must be 'Bearer <token>'.")
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
     if token in ("undefined", "null"):
-        raise AuthError("You are not signed in (the browser sent no token).")
+        raise Unauthorized("You are not signed in (the browser sent no token).")
     return token

@@ -1,7 +1,7 @@
-"""Errors raised by the rules. Each carries one sentence a person can read.
+"""Errors raised by the rules and the access policy. Each carries one sentence a person reads.
 
-The HTTP adapters map them to status codes (400, 404, 409); nothing below the API
-knows about HTTP.
+They are plain types: the HTTP adapters map each to its status code in one table
+(api/errors.py); nothing below the API knows about HTTP.
 """
 
 
@@ -23,3 +23,23 @@ class NotFound(ObsrelayError):
 
 class Conflict(ObsrelayError):
     """The request is well formed but the current state does not allow it."""
+
+
+class Unauthorized(ObsrelayError):
+    """The credentials are missing or wrong, or somebody else holds the site right now."""
+
+
+class Forbidden(ObsrelayError):
+    """The credentials are good, but for something else (another site's key)."""
+
+
+class RateLimited(ObsrelayError):
+    """The client has used up its budget; it may try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ObsrelayError):
+    """Something the answer depends on (database, calendar, key set) is not answering."""

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from obsrelay.domain.errors import Conflict, InvalidInput
+from obsrelay.domain.values import check_json, check_string, quote
 
 UNREAD = "UNREAD"
 RECEIVED = "RECEIVED"
@@ -41,6 +42,8 @@ MAX_SITE_LENGTH = 64
 _SITE_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 _STATUS_PATTERN = re.compile(r"[A-Z0-9_ .:/-]+")
 _CLAIM_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# 26 characters of Crockford's base 32; the first at most 7 (128 bits).
+_ULID_PATTERN = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 MAX_WAIT_SECONDS = 25.0
 
 
@@ -144,7 +147,7 @@ def validate_site(value: object, field: str = "site") -> str:
         raise InvalidInput(f"'{field}' must be at most {MAX_SITE_LENGTH} characters long.")
     if not _SITE_PATTERN.fullmatch(value):
         raise InvalidInput(
-            f"'{field}' may hold only letters, digits, '-', '_' and '.', not {value!r}."
+            f"'{field}' may hold only letters, digits, '-', '_' and '.', not {quote(value)}."
         )
     return value
 
@@ -157,7 +160,17 @@ def validate_name(value: object, field: str) -> str:
         raise InvalidInput(f"'{field}' must not be empty.")
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidInput(f"'{field}' must be at most {MAX_NAME_LENGTH} characters long.")
-    return value
+    return check_string(value, field)
+
+
+def validate_ulid(value: object, field: str = "ulid") -> str:
+    """A job's ULID as the server made it (upper case; lower case is accepted)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"'{field}' must be a non-empty string.")
+    ulid = value.upper()
+    if not _ULID_PATTERN.fullmatch(ulid):
+        raise InvalidInput(f"'{field}' must be a 26-character ULID, not {quote(value)}.")
+    return ulid
 
 
 def validate_claim_id(value: object) -> str:
@@ -177,7 +190,7 @@ def parse_wait(value: object) -> tuple[float, bool]:
         try:
             value = float(text)
         except ValueError:
-            raise InvalidInput(f"'wait' must be a number of seconds, not '{text[:40]}'.") from None
+            raise InvalidInput(f"'wait' must be a number of seconds, not {quote(text)}.") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"'wait' must be a number of seconds, not {_type_name(value)}.")
     if not value >= 0 or value == float("inf"):
@@ -186,16 +199,17 @@ def parse_wait(value: object) -> tuple[float, bool]:
 
 
 def validate_params(value: object, field: str) -> dict[str, Any]:
-    """Job parameters: a JSON object, kept exactly as sent."""
+    """Job parameters: a JSON object, kept exactly as sent (within the value rules)."""
     if not isinstance(value, dict):
         raise InvalidInput(f"'{field}' must be a JSON object, not {_type_name(value)}.")
+    check_json(value, field)
     return value
 
 
 def validate_roles(value: object, field: str = "user_roles") -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(role, str) for role in value):
         raise InvalidInput(f"'{field}' must be a list of strings.")
-    return tuple(value)
+    return tuple(check_string(role, field) for role in value)
 
 
 def normalize_status(value: object) -> str:
@@ -203,8 +217,16 @@ def normalize_status(value: object) -> str:
 
     UNREAD cannot be reported: it would make a delivered job deliverable again.
     """
+    status = status_name(value, "newStatus")
+    if status == UNREAD:
+        raise InvalidInput("A job cannot be set back to UNREAD: it was delivered already.")
+    return status
+
+
+def status_name(value: object, field: str = "status") -> str:
+    """A status as written anywhere (a report, a filter): upper-cased, aliases resolved."""
     if not isinstance(value, str):
-        raise InvalidInput(f"'newStatus' must be a string, not {_type_name(value)}.")
+        raise InvalidInput(f"'{field}' must be a string, not {_type_name(value)}.")
     status = value.strip().upper()
     status = _STATUS_ALIASES.get(status, status)
     if not status:
@@ -213,10 +235,8 @@ def normalize_status(value: object) -> str:
         raise InvalidInput(f"A status must be at most {MAX_STATUS_LENGTH} characters long.")
     if not _STATUS_PATTERN.fullmatch(status):
         raise InvalidInput(
-            f"A status may hold only letters, digits, spaces and _ . : / -, not {value!r}."
+            f"A status may hold only letters, digits, spaces and _ . : / -, not {quote(value)}."
         )
-    if status == UNREAD:
-        raise InvalidInput("A job cannot be set back to UNREAD: it was delivered already.")
     return status
 
 
@@ -234,7 +254,7 @@ def normalize_seconds(value: object) -> int:
             number = float(value.strip())
         except ValueError:
             raise InvalidInput(
-                f"'secondsUntilComplete' must be a number of seconds, not {value!r}."
+                f"'secondsUntilComplete' must be a number of seconds, not {quote(value)}."
             ) from None
     else:
         raise InvalidInput(

@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 
 from obsrelay.domain.errors import InvalidInput
+from obsrelay.domain.values import check_string, quote
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _LEVEL_ALIASES = {"warn": "warning"}
@@ -38,12 +39,12 @@ def normalize_level(value: object) -> str:
     if value is None:
         return DEFAULT_LEVEL
     if not isinstance(value, str):
-        raise InvalidInput(f"'log_level' must be a string such as 'info', not {value!r}.")
+        raise InvalidInput(f"'log_level' must be a string such as 'info', not {quote(value)}.")
     level = value.strip().lower()
     level = _LEVEL_ALIASES.get(level, level)
     if level not in LEVELS:
         raise InvalidInput(
-            f"'log_level' must be one of {', '.join(LEVELS)} (or warn), not {value!r}."
+            f"'log_level' must be one of {', '.join(LEVELS)} (or warn), not {quote(value)}."
         )
     return level
 
@@ -51,6 +52,7 @@ def normalize_level(value: object) -> str:
 def validate_text(value: object, field: str = "log_message") -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"'{field}' must be a string.")
+    check_string(value, field)
     if len(value.encode("utf-8")) > MAX_MESSAGE_BYTES:
         raise InvalidInput(f"'{field}' is longer than {MAX_MESSAGE_BYTES // 1024} KiB.")
     return value
@@ -61,7 +63,7 @@ def validate_timestamp(value: object, now: float) -> float:
     if value is None:
         return now
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"'timestamp' must be seconds since the epoch, not {value!r}.")
+        raise InvalidInput(f"'timestamp' must be seconds since the epoch, not {quote(value)}.")
     timestamp = float(value)
     if not math.isfinite(timestamp) or timestamp < 0:
         raise InvalidInput("'timestamp' must be a positive number of seconds since the epoch.")

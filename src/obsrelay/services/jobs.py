@@ -5,9 +5,11 @@ rule lives here once. Each method runs one transaction on the store: the functio
 hands to `Database.write` or `Database.read` holds the whole of it.
 """
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -30,6 +32,9 @@ from obsrelay.domain.jobs import (
 from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
+
+T = TypeVar("T")
+log = logging.getLogger("obsrelay.jobs")
 
 SOURCE_SITE = "site"
 SOURCE_EXPIRY = "expiry"
@@ -80,6 +85,10 @@ def _get_at_site(conn: sa.Connection, site: str, ulid: str, *, for_update: bool)
     if job is None or job.site != site:
         raise NotFound(f"There is no job {ulid} at site {site}.")
     return job
+
+
+def _no_answer(jobs: list[Job]) -> None:
+    return None
 
 
 class JobService:
@@ -155,8 +164,27 @@ class JobService:
         *,
         expect_jobs: bool = False,
     ) -> list[Job]:
-        """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first.
+        """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first."""
+        claimed, _ = await self.claim_and_answer(
+            site, queue, _no_answer, limit, claim_id, expect_jobs=expect_jobs
+        )
+        return claimed
 
+    async def claim_and_answer(
+        self,
+        site: str,
+        queue: Queue,
+        answer: Callable[[list[Job]], T],
+        limit: int | None = None,
+        claim_id: str | None = None,
+        *,
+        expect_jobs: bool = False,
+    ) -> tuple[list[Job], T]:
+        """Marks `site`'s unread jobs on `queue` RECEIVED; returns them, oldest first, with
+        `answer(jobs)`: what the client is sent.
+
+        The answer is made inside the claiming transaction, so if it cannot be made the
+        claim is rolled back: a job is never marked RECEIVED and then not sent.
         With `claim_id`, a retry of a claim whose answer was lost returns the jobs the
         first attempt took (and takes no more): a job is never lost between the two.
         `expect_jobs` (a job was just submitted) skips the read that looks first.
@@ -177,12 +205,21 @@ class JobService:
         if claim_id is not None or not expect_jobs:
             taken, unread = await self._db.read(probe)
             if taken or not unread:
-                return taken
+                return taken, answer(taken)
 
-        def mark_received(conn: sa.Connection) -> tuple[list[Job], list[StreamEvent]]:
+        def mark_received(conn: sa.Connection) -> tuple[list[Job], T, list[StreamEvent]]:
             claimed = queries.claim_unread(
                 conn, site, queue, floor_ulid=floor, now_ms=now, limit=limit
             )
+            try:
+                answered = answer(claimed)
+            except Exception:
+                log.exception(
+                    "cannot send jobs %s of %s; they stay unread",
+                    ", ".join(job.ulid for job in claimed),
+                    site,
+                )
+                raise
             queries.insert_history(
                 conn,
                 (
@@ -190,11 +227,11 @@ class JobService:
                     for job in claimed
                 ),
             )
-            return claimed, _job_events(conn, claimed, now)
+            return claimed, answered, _job_events(conn, claimed, now)
 
-        claimed, events = await self._db.write(mark_received)
+        claimed, answered, events = await self._db.write(mark_received)
         await self._events.announce(events)
-        return claimed
+        return claimed, answered
 
     async def report_status(
         self,

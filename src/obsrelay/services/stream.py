@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from obsrelay.bus import Bus
 from obsrelay.store import stream as queries
-from obsrelay.store.database import Database
+from obsrelay.store.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("obsrelay.stream")
 
@@ -272,6 +272,8 @@ class Hub:
                     feed.last_seq = events[-1].seq or feed.last_seq
                 if len(events) < _PAGE and not feed.stale:
                     return
+        except DatabaseUnavailable:
+            pass  # the database logs its outage once; the re-check reads again
         except Exception:
             log.exception("reading the stream of %s failed; the re-check will retry", feed.site)
         finally:

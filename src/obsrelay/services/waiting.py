@@ -8,11 +8,13 @@ again every `recheck_seconds`, so a lost notification costs at most that long.
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from obsrelay.domain.jobs import Job, Queue
 from obsrelay.services.jobs import JobService
+
+T = TypeVar("T")
 
 
 class Waiter:
@@ -30,13 +32,47 @@ class Waiter:
 
 
 class JobWaiters:
-    """This process's waiting claims, per site."""
+    """This process's waiting claims, per site, within budgets per client and in all.
 
-    def __init__(self, recheck_seconds: float = 1.0) -> None:
+    Each waiting request holds a connection (a file descriptor) for up to 25 s, so one
+    client holding many could starve everybody else: past `max_per_client` or
+    `max_total`, `admit` refuses and the request is answered at once, without waiting.
+    """
+
+    def __init__(
+        self, recheck_seconds: float = 1.0, *, max_per_client: int = 32, max_total: int = 512
+    ) -> None:
         self.recheck_seconds = recheck_seconds
+        self.max_per_client = max_per_client
+        self.max_total = max_total
         self._waiting: dict[str, set[Waiter]] = {}
+        self._per_client: dict[str, int] = {}
+        self._admitted = 0
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def admit(self, client: str) -> str | None:
+        """Takes a waiting slot for `client`; returns why not when there is none left
+        (then nothing is taken). Give a taken slot back with `release`."""
+        held = self._per_client.get(client, 0)
+        if held >= self.max_per_client:
+            return (
+                f"This client already holds {held} waiting requests, the most one client "
+                "may; answered without waiting."
+            )
+        if self._admitted >= self.max_total:
+            return "The server holds as many waiting requests as it can; answered without waiting."
+        self._per_client[client] = held + 1
+        self._admitted += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self._admitted -= 1
+        held = self._per_client[client] - 1
+        if held:
+            self._per_client[client] = held
+        else:
+            del self._per_client[client]
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -87,14 +123,16 @@ class JobWaiters:
         waiter: Waiter,
         site: str,
         queue: Queue,
+        answer: Callable[[list[Job]], T],
         *,
         wait: float,
         limit: int | None = None,
         claim_id: str | None = None,
-    ) -> list[Job]:
+    ) -> tuple[list[Job], T]:
         """Claims at once when jobs wait; otherwise waits up to `wait` seconds for one.
 
-        Returns [] when the wait ends, the server stops or the client hangs up.
+        Returns the jobs and `answer(jobs)` (see JobService.claim_and_answer); no jobs
+        when the wait ends, the server stops or the client hangs up.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -104,11 +142,13 @@ class JobWaiters:
                 waiter.woken.clear()
                 announced, waiter.job_announced = waiter.job_announced, False
                 if waiter.hung_up:
-                    return []
-                claimed = await jobs.claim(site, queue, limit, claim_id, expect_jobs=announced)
+                    return [], answer([])
+                claimed, answered = await jobs.claim_and_answer(
+                    site, queue, answer, limit, claim_id, expect_jobs=announced
+                )
                 remaining = deadline - loop.time()
                 if claimed or remaining <= 0 or self._closing:
-                    return claimed
+                    return claimed, answered
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         waiter.woken.wait(), min(remaining, self.recheck_seconds)

@@ -15,12 +15,19 @@ functions. The same function runs on both backends:
   waits for a lock: when another process holds the database, the work moves to a
   worker thread that waits there (busy timeout) instead. WAL checkpoints, which
   fsync, also run in that thread.
+
+A database that does not answer (refused or lost connections, a lock held past the
+busy timeout, a full disk) raises `DatabaseUnavailable` from `read` and `write`, which
+the API answers with 503. The outage is logged once when it starts and once when the
+next transaction succeeds, with the number of transactions refused in between: a
+stopped PostgreSQL under load must not write thousands of tracebacks.
 """
 
 import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,17 +54,109 @@ _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_SECONDS = 1.0
 
 
+class DatabaseUnavailable(Exception):
+    """The database did not answer; the request may be tried again shortly."""
+
+
+# Messages of SQLite errors that mean the database cannot be used now, not a bug.
+_SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database is not answering (rather than a bug or bad data)."""
+    if isinstance(error, DatabaseUnavailable | OSError | TimeoutError | sa.exc.TimeoutError):
+        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
+            return True
+        original = error.orig
+        if isinstance(original, sqlite3.OperationalError):
+            return any(words in str(original).lower() for words in _SQLITE_UNAVAILABLE)
+        # asyncpg: the server refuses connections, is shutting down, or dropped ours.
+        name = type(original).__name__ if original is not None else ""
+        return isinstance(error, sa.exc.OperationalError) or name in {
+            "CannotConnectNowError",
+            "AdminShutdownError",
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+            "TooManyConnectionsError",
+        }
+    if isinstance(error, sqlite3.OperationalError):
+        return any(words in str(error).lower() for words in _SQLITE_UNAVAILABLE)
+    return False
+
+
+class Outage:
+    """Logs an outage once when it starts and once when it ends, counting refusals."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.refused = 0
+
+    def failed(self, error: BaseException) -> None:
+        self.refused += 1
+        if self.started is None:
+            self.started = time.monotonic()
+            log.error(
+                "the database is not answering (%s); answering 503 until it is back",
+                _one_line(error),
+            )
+
+    def succeeded(self) -> None:
+        if self.started is not None:
+            log.warning(
+                "the database is answering again after %.1f s; %d requests were refused",
+                time.monotonic() - self.started,
+                self.refused,
+            )
+            self.started, self.refused = None, 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error) or type(error).__name__
+    return text.splitlines()[0][:200]
+
+
 class Database:
     """One database, shared by every request of one server process."""
 
     dialect: str
+    outage: Outage
 
     async def read(self, fn: Transaction[T]) -> T:
         """Runs `fn` for reading (no writes; on SQLite each statement is its own snapshot)."""
-        raise NotImplementedError
+        try:
+            result = await self._read(fn)
+        except Exception as error:
+            self._raise_unavailable_for(error)
+            raise
+        if self.outage.started is not None:
+            self.outage.succeeded()
+        return result
 
     async def write(self, fn: Transaction[T]) -> T:
         """Runs `fn` in a write transaction: committed when it returns, rolled back if it raises."""
+        try:
+            result = await self._write(fn)
+        except Exception as error:
+            self._raise_unavailable_for(error)
+            raise
+        if self.outage.started is not None:
+            self.outage.succeeded()
+        return result
+
+    def _raise_unavailable_for(self, error: Exception) -> None:
+        """Raises DatabaseUnavailable (and notes the outage) when `error` says so."""
+        if is_unavailable(error):
+            self.outage.failed(error)
+            if isinstance(error, DatabaseUnavailable):
+                raise error
+            raise DatabaseUnavailable() from error
+
+    async def _read(self, fn: Transaction[T]) -> T:
+        raise NotImplementedError
+
+    async def _write(self, fn: Transaction[T]) -> T:
         raise NotImplementedError
 
     async def ping(self) -> None:
@@ -86,12 +185,13 @@ class PostgresDatabase(Database):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.outage = Outage()
 
-    async def read(self, fn: Transaction[T]) -> T:
+    async def _read(self, fn: Transaction[T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(fn)
 
-    async def write(self, fn: Transaction[T]) -> T:
+    async def _write(self, fn: Transaction[T]) -> T:
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
 
@@ -135,6 +235,7 @@ class SQLiteDatabase(Database):
         self._flush_scheduled = False
         self._checkpointer: asyncio.Task[None] | None = None
         self._closed = False
+        self.outage = Outage()
 
     def _loop_conn(self) -> sa.Connection:
         if self._conn is None:
@@ -146,7 +247,7 @@ class SQLiteDatabase(Database):
             self._worker_conn = self._worker_engine.connect()
         return self._worker_conn
 
-    async def read(self, fn: Transaction[T]) -> T:
+    async def _read(self, fn: Transaction[T]) -> T:
         self._start_checkpointer()
         conn = self._loop_conn()
         try:
@@ -159,7 +260,7 @@ class SQLiteDatabase(Database):
             self._worker, lambda: _run_read(self._worker_connection(), fn)
         )
 
-    async def write(self, fn: Transaction[T]) -> T:
+    async def _write(self, fn: Transaction[T]) -> T:
         self._start_checkpointer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()

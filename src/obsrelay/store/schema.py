@@ -102,6 +102,17 @@ stream_events = sa.Table(
     sa.Index("ix_stream_events_at", "at_ms"),
 )
 
+# The sites there are. A job may be submitted only to a registered site, so a typo in a
+# site's name is refused rather than left waiting for nobody.
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    # Who registered it: "operator", "key", or "call from <client>" (its first call).
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+
 site_keys = sa.Table(
     "site_keys",
     metadata,

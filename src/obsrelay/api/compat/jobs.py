@@ -1,5 +1,6 @@
 """The hosted jobs service's endpoints under /jobs, as the site software and browser call them."""
 
+import json
 import logging
 from typing import Any
 
@@ -8,25 +9,22 @@ from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api import longpoll
 from obsrelay.api.body import json_object, require
-from obsrelay.api.compat.wire import (
-    parse_queue,
-    parse_time_range_ms,
-    parse_ulid,
-)
+from obsrelay.api.compat.wire import parse_queue, parse_time_range_ms
 from obsrelay.api.deps import job_service
-from obsrelay.api.errors import error_response, status_for
-from obsrelay.api.identity import access_of, credentials, user_from_compat_body
-from obsrelay.auth.tokens import AuthError
-from obsrelay.domain.errors import ObsrelayError
+from obsrelay.api.errors import response_for
+from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensure
+from obsrelay.auth.access import Action
+from obsrelay.domain.errors import Unavailable
 from obsrelay.domain.jobs import (
     STARTED,
-    Identity,
+    Job,
     NewJob,
     job_to_wire,
     normalize_seconds,
     validate_name,
     validate_params,
     validate_site,
+    validate_ulid,
 )
 from obsrelay.services.jobs import JobService
 
@@ -46,68 +44,79 @@ NEWJOB_KEYS = (
 ONE_DAY_MS = 24 * 3600 * 1000
 
 
+def wire_json(jobs: list[Job]) -> bytes:
+    """The jobs as the site software reads them, encoded strictly (no NaN, valid UTF-8)."""
+    return json.dumps(
+        [job_to_wire(job) for job in jobs], ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
 @router.post("/newjob", summary="Submit a job (from the web UI)")
 async def newjob(
     request: Request,
     body: dict[str, Any] = Depends(json_object),
-    user: Identity = Depends(user_from_compat_body),
     jobs: JobService = Depends(job_service),
 ) -> Response:
     require(body, *NEWJOB_KEYS)
+    site = validate_site(body["site"])
+    device_type = validate_name(body["device"], "device")
+    device_instance = validate_name(body["instance"], "instance")
+    action = validate_name(body["action"], "action")
+    required_params = validate_params(body["required_params"], "required_params")
+    optional_params = validate_params(body["optional_params"], "optional_params")
+    # The user comes from the token; the body names one only in `none` auth mode.
+    named = None if access_of(request).checks_users else body_user(body)
+    actor = await ensure(request, Action.COMMAND, site, count="jobs", fallback_user=named)
     new = NewJob(
-        site=validate_site(body["site"]),
-        device_type=validate_name(body["device"], "device"),
-        device_instance=validate_name(body["instance"], "instance"),
-        action=validate_name(body["action"], "action"),
-        required_params=validate_params(body["required_params"], "required_params"),
-        optional_params=validate_params(body["optional_params"], "optional_params"),
-        user=user,
+        site=site,
+        device_type=device_type,
+        device_instance=device_instance,
+        action=action,
+        required_params=required_params,
+        optional_params=optional_params,
+        user=actor.user,
     )
-    access = access_of(request)
-    access.limit("jobs", new.site)
-    await access.may_command(user, new.site)
     submitted = await jobs.submit(new)
     return Response(submitted.job_json, media_type="application/json")
 
 
 @router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")
-async def getnewjobs(request: Request) -> JSONResponse:
+async def getnewjobs(request: Request) -> Response:
     """With `wait` (seconds, in the body or the query), holds the request until a job
     comes or the wait ends (long-poll)."""
     # Always a JSON list, whatever happens: anything else stops the site's poller.
+    headers: dict[str, str] = {}
     try:
         body = await json_object(request)
         require(body, "site")
         site = validate_site(body["site"])
         queue = parse_queue(body)
-        asked = body.get("wait", request.query_params.get("wait"))
-        wait, headers = longpoll.wait_and_headers(asked)
-        await access_of(request).may_act_as_site(site, credentials(request))
-        claimed = await longpoll.claim(request, site, queue, wait=wait)
-    except ObsrelayError as error:
-        return error_response(request.url.path, status_for(error), error.message)
-    except AuthError as error:
-        return error_response(request.url.path, error.status, error.message)
-    except Exception:
-        log.exception("getnewjobs failed")
-        return error_response(
-            request.url.path, 503, "The server could not read the job queue; try again."
+        wait, headers = longpoll.wait_and_headers(
+            body.get("wait", request.query_params.get("wait"))
         )
-    return JSONResponse([job_to_wire(job) for job in claimed], headers=headers)
+        async with acting_as_site(request, site):
+            answer = await longpoll.claim(request, site, queue, wire_json, headers, wait=wait)
+    except Exception as error:
+        response = response_for(request.url.path, error)
+        if response is None:
+            log.exception("getnewjobs failed")
+            response = response_for(
+                request.url.path, Unavailable("The server could not read the job queue; try again.")
+            )
+        assert response is not None
+        return response
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 async def _report(
     request: Request, jobs: JobService, body: dict[str, Any], status: object
 ) -> JSONResponse:
     site = validate_site(body["site"])
-    await access_of(request).may_act_as_site(site, credentials(request))
-    job = await jobs.report_status(
-        site,
-        parse_ulid(body["ulid"]),
-        parse_queue(body),
-        status,
-        normalize_seconds(body.get("secondsUntilComplete")),
-    )
+    ulid = validate_ulid(body["ulid"])
+    queue = parse_queue(body)
+    seconds = normalize_seconds(body.get("secondsUntilComplete"))
+    async with acting_as_site(request, site, count="updates"):
+        job = await jobs.report_status(site, ulid, queue, status, seconds)
     return JSONResponse(job_to_wire(job))
 
 
@@ -139,6 +148,7 @@ async def getrecentjobs(
 ) -> JSONResponse:
     require(body, "site")
     site = validate_site(body["site"])
-    await access_of(request).may_read(site, credentials(request))
-    found = await jobs.recent(site, parse_time_range_ms(body, ONE_DAY_MS))
+    time_range = parse_time_range_ms(body, ONE_DAY_MS)
+    await ensure(request, Action.READ, site)
+    found = await jobs.recent(site, time_range)
     return JSONResponse([job_to_wire(job) for job in found])

@@ -8,9 +8,11 @@ from fastapi.responses import JSONResponse
 
 from obsrelay.api.body import json_object, require
 from obsrelay.api.deps import message_service
-from obsrelay.api.identity import access_of, credentials
+from obsrelay.api.permissions import acting_as_site, ensure
+from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
+from obsrelay.domain.values import quote
 from obsrelay.services.messages import MessageService
 
 router = APIRouter(prefix="/logs", tags=["compatible: user status"])
@@ -24,15 +26,13 @@ async def newlog(
 ) -> JSONResponse:
     require(body, "site", "log_message")
     site = validate_site(body["site"])
-    access = access_of(request)
-    await access.may_act_as_site(site, credentials(request))
-    access.limit("messages", site)
-    message = await messages.post(
-        site,
-        body["log_message"],
-        body.get("log_level"),
-        body.get("timestamp"),
-    )
+    async with acting_as_site(request, site, count="messages"):
+        message = await messages.post(
+            site,
+            body["log_message"],
+            body.get("log_level"),
+            body.get("timestamp"),
+        )
     return JSONResponse(message.to_wire())
 
 
@@ -48,8 +48,9 @@ async def recent_logs(
     if site is None:
         raise InvalidInput("Missing required query parameter 'site'.")
     site = validate_site(site)
-    await access_of(request).may_read(site, credentials(request))
-    found = await messages.since(site, _seconds(after_time))
+    after = _seconds(after_time)
+    await ensure(request, Action.READ, site)
+    found = await messages.since(site, after)
     return JSONResponse([message.to_wire() for message in found])
 
 
@@ -60,7 +61,7 @@ def _seconds(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         raise InvalidInput(
-            f"'after_time' must be seconds since the epoch, not {value!r}."
+            f"'after_time' must be seconds since the epoch, not {quote(value)}."
         ) from None
     if not math.isfinite(seconds):
         raise InvalidInput("'after_time' must be a finite number of seconds.")

@@ -4,6 +4,7 @@ from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import Queue
+from obsrelay.domain.values import quote
 
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
@@ -24,13 +25,7 @@ def parse_queue(body: dict[str, Any]) -> Queue:
             return Queue.ALTERNATE
         if word in _FALSE_WORDS:
             return Queue.PRIMARY
-    raise InvalidInput(f"'alternateQueue' must be true or false, not {value!r}.")
-
-
-def parse_ulid(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInput("'ulid' must be a non-empty string.")
-    return value
+    raise InvalidInput(f"'alternateQueue' must be true or false, not {quote(value)}.")
 
 
 def parse_time_range_ms(body: dict[str, Any], default_ms: int) -> int:
@@ -38,7 +33,7 @@ def parse_time_range_ms(body: dict[str, Any], default_ms: int) -> int:
     if value is None:
         return default_ms
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InvalidInput(f"'timeRange' must be a number of milliseconds, not {value!r}.")
+        raise InvalidInput(f"'timeRange' must be a number of milliseconds, not {quote(value)}.")
     if value < 0:
         raise InvalidInput("'timeRange' must not be negative.")
     return int(min(value, 10**15))

@@ -1,17 +1,22 @@
-"""The native job endpoints under /api/v1/sites/{site}/jobs."""
+"""The native job endpoints under /api/v1/sites/{site}/jobs and /api/v1/jobs/{ulid}."""
 
+import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from obsrelay.api import longpoll
+from obsrelay.api.body import StrictJsonRoute
 from obsrelay.api.deps import job_service
-from obsrelay.api.identity import (
+from obsrelay.api.permissions import (
+    Commander,
+    SiteAsCaller,
+    SiteAsReporter,
+    SiteForReading,
     access_of,
     credentials,
-    site_caller,
+    ensure,
     site_name,
-    site_reader,
     user,
 )
 from obsrelay.api.v1.models import (
@@ -23,28 +28,49 @@ from obsrelay.api.v1.models import (
     StatusIn,
     SubmitJobIn,
 )
-from obsrelay.domain.jobs import Identity, NewJob, Queue
+from obsrelay.auth.access import Action
+from obsrelay.domain.errors import Forbidden, NotFound
+from obsrelay.domain.jobs import Identity, Job, NewJob, Queue, status_name, validate_ulid
 from obsrelay.services.jobs import JobService
 
-router = APIRouter(prefix="/api/v1/sites/{site}/jobs", tags=["jobs"], responses=ERRORS)
+router = APIRouter(
+    prefix="/api/v1/sites/{site}/jobs",
+    tags=["jobs"],
+    responses=ERRORS,
+    route_class=StrictJsonRoute,
+)
 # The same job by its ULID alone, for people and scripts that have only that.
-by_ulid_router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS)
+by_ulid_router = APIRouter(
+    prefix="/api/v1/jobs", tags=["jobs"], responses=ERRORS, route_class=StrictJsonRoute
+)
 
-
-# The site in the path, checked for the kind of access the endpoint needs.
-Site = Annotated[str, Depends(site_name)]
-SiteForReading = Annotated[str, Depends(site_reader)]
-SiteAsCaller = Annotated[str, Depends(site_caller)]
 Jobs = Annotated[JobService, Depends(job_service)]
+
+
+async def job_ulid(ulid: Annotated[str, Path(description="The job's ULID.")]) -> str:
+    return validate_ulid(ulid)
+
+
+Ulid = Annotated[str, Depends(job_ulid)]
+
+
+def _after(after: str | None) -> str | None:
+    return None if after is None else validate_ulid(after, "after")
+
+
+def _claim_json(jobs: list[Job]) -> bytes:
+    """The claimed jobs' answer, encoded strictly (no NaN, valid UTF-8)."""
+    return json.dumps(
+        [JobOut.of(job).model_dump(mode="json") for job in jobs],
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode("utf-8")
 
 
 @router.post("", status_code=201, summary="Submit a job")
 async def submit_job(
-    request: Request, site: Site, body: SubmitJobIn, jobs: Jobs, who: Identity = Depends(user)
+    site: Annotated[str, Depends(site_name)], actor: Commander, body: SubmitJobIn, jobs: Jobs
 ) -> JobOut:
-    access = access_of(request)
-    access.limit("jobs", site)
-    await access.may_command(who, site)
     new = NewJob(
         site=site,
         device_type=body.device,
@@ -52,7 +78,7 @@ async def submit_job(
         action=body.action,
         required_params=body.required_params,
         optional_params=body.optional_params,
-        user=who,
+        user=actor.user,
     )
     return JobOut.of((await jobs.submit(new)).job)
 
@@ -73,36 +99,44 @@ async def list_jobs(
 ) -> JobPageOut:
     page = await jobs.page(
         site,
-        status=status.strip().upper() if status else None,
+        status=status_name(status) if status else None,
         queue=Queue(queue),
-        after=after,
+        after=_after(after),
         newest_first=order == "newest",
         limit=limit,
     )
     return JobPageOut(jobs=[JobOut.of(job) for job in page.jobs], next_after=page.next_after)
 
 
-@router.post("/claim", summary="Claim the site's unread jobs (marks them RECEIVED)")
-async def claim_jobs(
-    request: Request, response: Response, site: SiteAsCaller, body: ClaimIn | None = None
-) -> list[JobOut]:
+@router.post(
+    "/claim",
+    summary="Claim the site's unread jobs (marks them RECEIVED)",
+    response_model=list[JobOut],
+)
+async def claim_jobs(request: Request, site: SiteAsCaller, body: ClaimIn | None = None) -> Response:
     body = body or ClaimIn()
     wait, headers = longpoll.wait_and_headers(body.wait)
-    response.headers.update(headers)
-    claimed = await longpoll.claim(
-        request, site, Queue(body.queue), wait=wait, limit=body.limit, claim_id=body.claim_id
+    answer = await longpoll.claim(
+        request,
+        site,
+        Queue(body.queue),
+        _claim_json,
+        headers,
+        wait=wait,
+        limit=body.limit,
+        claim_id=body.claim_id,
     )
-    return [JobOut.of(job) for job in claimed]
+    return Response(answer, media_type="application/json", headers=headers)
 
 
 @router.get("/{ulid}", summary="One job with its whole status history")
-async def get_job(site: SiteForReading, ulid: str, jobs: Jobs) -> JobDetailOut:
+async def get_job(site: SiteForReading, ulid: Ulid, jobs: Jobs) -> JobDetailOut:
     job, history = await jobs.get(site, ulid)
     return JobDetailOut.with_history(job, history)
 
 
 @router.post("/{ulid}/status", summary="Report a job's status (from the site)")
-async def report_status(site: SiteAsCaller, ulid: str, body: StatusIn, jobs: Jobs) -> JobOut:
+async def report_status(site: SiteAsReporter, ulid: Ulid, body: StatusIn, jobs: Jobs) -> JobOut:
     job = await jobs.report_status(
         site, ulid, Queue(body.queue), body.status, body.seconds_until_complete
     )
@@ -111,23 +145,28 @@ async def report_status(site: SiteAsCaller, ulid: str, body: StatusIn, jobs: Job
 
 @router.post("/{ulid}/cancel", summary="Cancel a job the site has not received yet")
 async def cancel_job(
-    request: Request, site: Site, ulid: str, jobs: Jobs, who: Identity = Depends(user)
+    site: Annotated[str, Depends(site_name)], actor: Commander, ulid: Ulid, jobs: Jobs
 ) -> JobOut:
-    await access_of(request).may_command(who, site)
-    return JobOut.of(await jobs.cancel(site, ulid, who))
+    return JobOut.of(await jobs.cancel(site, ulid, actor.user))
 
 
 @by_ulid_router.get("/{ulid}", summary="One job, at whatever site, with its status history")
-async def find_job(request: Request, ulid: str, jobs: Jobs) -> JobDetailOut:
+async def find_job(request: Request, ulid: Ulid, jobs: Jobs) -> JobDetailOut:
+    # Credentials first, then the job: an unknown job and another site's job must look
+    # the same to a caller who may not read that site.
+    await access_of(request).reader_of_anything(credentials(request))
     job, history = await jobs.find(ulid)
-    await access_of(request).may_read(job.site, credentials(request))
+    try:
+        await ensure(request, Action.READ, job.site)
+    except Forbidden:
+        raise NotFound(f"There is no job {ulid}.") from None
     return JobDetailOut.with_history(job, history)
 
 
 @by_ulid_router.post("/{ulid}/cancel", summary="Cancel a job, at whatever site")
 async def cancel_found_job(
-    request: Request, ulid: str, jobs: Jobs, who: Identity = Depends(user)
+    request: Request, ulid: Ulid, jobs: Jobs, _who: Identity = Depends(user)
 ) -> JobOut:
     job, _ = await jobs.find(ulid)
-    await access_of(request).may_command(who, job.site)
-    return JobOut.of(await jobs.cancel(job.site, ulid, who))
+    actor = await ensure(request, Action.COMMAND, job.site, count="jobs")
+    return JobOut.of(await jobs.cancel(job.site, ulid, actor.user))

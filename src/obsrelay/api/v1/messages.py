@@ -2,11 +2,11 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
+from obsrelay.api.body import StrictJsonRoute
 from obsrelay.api.deps import event_log, message_service
-from obsrelay.api.identity import access_of
-from obsrelay.api.v1.jobs import SiteAsCaller, SiteForReading
+from obsrelay.api.permissions import SiteAsEventSource, SiteAsMessenger, SiteForReading
 from obsrelay.api.v1.models import (
     ERRORS,
     MAX_BATCH,
@@ -17,18 +17,16 @@ from obsrelay.api.v1.models import (
     MessageOut,
     MessagePageOut,
 )
+from obsrelay.domain.jobs import validate_ulid
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog
 
-router = APIRouter(prefix="/api/v1/sites/{site}", responses=ERRORS)
+router = APIRouter(prefix="/api/v1/sites/{site}", responses=ERRORS, route_class=StrictJsonRoute)
 Messages = Annotated[MessageService, Depends(message_service)]
 
 
 @router.post("/messages", status_code=201, tags=["messages"], summary="Post a message")
-async def post_message(
-    request: Request, site: SiteAsCaller, body: MessageIn, messages: Messages
-) -> MessageOut:
-    access_of(request).limit("messages", site)
+async def post_message(site: SiteAsMessenger, body: MessageIn, messages: Messages) -> MessageOut:
     return MessageOut.of(await messages.post(site, body.message, body.level, body.timestamp))
 
 
@@ -39,9 +37,8 @@ async def post_message(
     summary=f"Post up to {MAX_BATCH} messages at once, in order (one request of the rate limit)",
 )
 async def post_messages(
-    request: Request, site: SiteAsCaller, body: MessageBatchIn, messages: Messages
+    site: SiteAsMessenger, body: MessageBatchIn, messages: Messages
 ) -> MessageBatchOut:
-    access_of(request).limit("messages", site)
     posted = await messages.post_many(
         site, [(item.message, item.level, item.timestamp) for item in body.messages]
     )
@@ -56,11 +53,13 @@ async def list_messages(
         str | None, Query(max_length=26, description="The `next_after` of the previous page.")
     ] = None,
     since: Annotated[
-        float | None, Query(description="Only messages dated at or after (epoch seconds).")
+        float | None,
+        Query(allow_inf_nan=False, description="Only messages dated at or after (epoch seconds)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePageOut:
-    page = await messages.page(site, after=after, since=since, limit=limit)
+    cursor = None if after is None else validate_ulid(after, "after")
+    page = await messages.page(site, after=cursor, since=since, limit=limit)
     return MessagePageOut(
         messages=[MessageOut.of(message) for message in page.messages],
         next_after=page.next_after,
@@ -74,8 +73,7 @@ async def list_messages(
     summary="Push a live event to the site's datastream (not stored)",
 )
 async def push_event(
-    request: Request, site: SiteAsCaller, body: EventIn, events: EventLog = Depends(event_log)
+    site: SiteAsEventSource, body: EventIn, events: EventLog = Depends(event_log)
 ) -> dict[str, Any]:
-    access_of(request).limit("events", site)
     await events.publish_live(site, body.topic, body.data)
     return {"site": site, "topic": body.topic, "stored": False}

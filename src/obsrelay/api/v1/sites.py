@@ -4,8 +4,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from obsrelay.api.deps import event_log
-from obsrelay.api.identity import access_of, credentials
-from obsrelay.api.v1.jobs import SiteForReading
+from obsrelay.api.permissions import SiteForReading, access_of, credentials
 from obsrelay.api.v1.models import ERRORS
 from obsrelay.services.stream import EventLog
 
@@ -21,10 +20,13 @@ class SitesOut(BaseModel):
     sites: list[SiteOut]
 
 
-@router.get("", summary="Every site that has had a job or a message")
+@router.get("", summary="Every registered site")
 async def list_sites(request: Request, events: EventLog = Depends(event_log)) -> SitesOut:
-    await access_of(request).may_list_sites(credentials(request))
-    return SitesOut(sites=[SiteOut(site=site, head=head) for site, head in await events.sites()])
+    access = access_of(request)
+    await access.ensure_may_list_sites(credentials(request))
+    heads = dict(await events.sites())
+    names = await access.sites.names()
+    return SitesOut(sites=[SiteOut(site=name, head=heads.get(name, 0)) for name in names])
 
 
 @router.get(

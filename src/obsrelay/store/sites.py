@@ -1,0 +1,112 @@
+"""Queries on the site registry (`sites`) and the site keys (`site_keys`).
+
+Functions of a Connection, run by `Database.read` or `Database.write`; none commits.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from obsrelay.store.schema import site_keys, sites
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    name: str
+    created_ms: int
+    created_by: str
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key_id: str
+    site: str
+    secret_hash: str
+    created_ms: int
+    revoked_ms: int | None
+
+
+def _insert_ignoring_existing(dialect: str) -> sa.UpdateBase:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(sites).on_conflict_do_nothing(index_elements=[sites.c.name])
+
+
+_REGISTER = {dialect: _insert_ignoring_existing(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def register(conn: sa.Connection, name: str, created_ms: int, created_by: str) -> bool:
+    """Adds a site to the registry; False when it was there already (nothing changes)."""
+    params = {"name": name, "created_ms": created_ms, "created_by": created_by}
+    return bool(conn.execute(_REGISTER[conn.dialect.name], params).rowcount)
+
+
+def get_site(conn: sa.Connection, name: str) -> SiteRow | None:
+    row = conn.execute(sa.select(sites).where(sites.c.name == name)).first()
+    return SiteRow(row.name, row.created_ms, row.created_by) if row else None
+
+
+def list_sites(conn: sa.Connection) -> list[SiteRow]:
+    rows = conn.execute(sa.select(sites).order_by(sites.c.name))
+    return [SiteRow(row.name, row.created_ms, row.created_by) for row in rows]
+
+
+def count_sites(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(sites)).scalar_one())
+
+
+_SITE_STANDING = sa.select(
+    sa.exists().where(sites.c.name == sa.bindparam("site")).label("registered"),
+    sa.exists()
+    .where(site_keys.c.site == sa.bindparam("site"), site_keys.c.revoked_ms.is_(None))
+    .label("keyed"),
+)
+
+
+def standing(conn: sa.Connection, name: str) -> tuple[bool, bool]:
+    """(whether the site is registered, whether it has an active key), in one read."""
+    row = conn.execute(_SITE_STANDING, {"site": name}).one()
+    return bool(row.registered), bool(row.keyed)
+
+
+def insert_key(conn: sa.Connection, key: KeyRow) -> None:
+    conn.execute(
+        site_keys.insert(),
+        {
+            "key_id": key.key_id,
+            "site": key.site,
+            "secret_hash": key.secret_hash,
+            "created_ms": key.created_ms,
+            "revoked_ms": key.revoked_ms,
+        },
+    )
+
+
+def revoke_key(conn: sa.Connection, site: str, key_id: str, now_ms: int) -> bool:
+    query = (
+        site_keys.update()
+        .where(
+            site_keys.c.site == site,
+            site_keys.c.key_id == key_id,
+            site_keys.c.revoked_ms.is_(None),
+        )
+        .values(revoked_ms=now_ms)
+    )
+    return bool(conn.execute(query).rowcount)
+
+
+def _key_row(row: sa.Row[Any]) -> KeyRow:
+    return KeyRow(row.key_id, row.site, row.secret_hash, row.created_ms, row.revoked_ms)
+
+
+def get_key(conn: sa.Connection, key_id: str) -> KeyRow | None:
+    row = conn.execute(sa.select(site_keys).where(site_keys.c.key_id == key_id)).first()
+    return _key_row(row) if row else None
+
+
+def list_keys(conn: sa.Connection, site: str | None = None) -> list[KeyRow]:
+    query = sa.select(site_keys).order_by(site_keys.c.site, site_keys.c.created_ms)
+    if site is not None:
+        query = query.where(site_keys.c.site == site)
+    return [_key_row(row) for row in conn.execute(query)]

@@ -1,0 +1,227 @@
+"""Fuzzing a real server, bounded to about a minute: no input gives a 5xx, and nothing stored
+changes when the answer is a 4xx.
+
+- schemathesis generates requests, valid and invalid, from the server's /openapi.json;
+- hypothesis generates bodies for the compatible endpoints (which parse raw JSON and are
+  not described by a schema): unicode with lone surrogates and control characters,
+  huge numbers, NaN, deep nesting, every key with any type.
+"""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
+from obsrelay.store.database import open_database
+from obsrelay.store.schema import job_history, jobs, messages, site_keys, sites, stream_events
+from tests.servers import ServerProcess
+
+# Seconds each of the two fuzzers may take, per backend.
+BUDGET_SECONDS = 15.0
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def _snapshot(conn: sa.Connection) -> tuple[Any, ...]:
+    counts = tuple(
+        conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        for table in (jobs, job_history, messages, sites, site_keys, stream_events)
+    )
+    states = conn.execute(
+        sa.select(sa.func.count()).where(jobs.c.primary_status != jobs.c.alternate_status)
+    ).scalar_one()
+    return (*counts, states)
+
+
+class Store:
+    """Reads the server's database between requests (a second connection, not a mock)."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = open_database(url)
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return self.loop.run_until_complete(self.db.read(_snapshot))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.db.close())
+        self.loop.close()
+
+
+@pytest.fixture
+def store(server: ServerProcess) -> Iterator[Store]:
+    reader = Store(server.database_url)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def check(store: Store, send: Any) -> httpx.Response:
+    """Sends a request; asserts no 5xx, and no change in the store on a 4xx."""
+    before = store.snapshot()
+    response: httpx.Response = send()
+    assert response.status_code < 500, (response.request.url, response.text[:300])
+    if 400 <= response.status_code < 500:
+        assert store.snapshot() == before, (response.request.url, response.text[:300])
+    return response
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.end
+
+
+def test_schemathesis_against_the_openapi(server: ServerProcess, store: Store, site: str):
+    import schemathesis
+    from schemathesis.core import NotSet
+    from schemathesis.generation import GenerationMode
+
+    schema = schemathesis.openapi.from_dict(httpx.get(f"{server.url}/openapi.json").json())
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    deadline = Deadline(BUDGET_SECONDS)
+    per_operation = max(5, 300 // len(operations))
+    client = httpx.Client(base_url=server.url, timeout=10)
+    tried = 0
+    try:
+        for operation in operations:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                if deadline.passed():
+                    break
+                strategy = operation.as_strategy(generation_mode=mode)
+
+                @fuzz_settings(per_operation)
+                @given(case=strategy)
+                def run(case: Any) -> None:
+                    nonlocal tried
+                    if deadline.passed():
+                        return
+                    tried += 1
+                    path = case.formatted_path.replace("{site}", site)
+                    body = case.body
+                    content = None
+                    headers = {k: str(v) for k, v in (case.headers or {}).items()}
+                    if isinstance(body, bytes):
+                        content = body
+                    elif body is not None and not isinstance(body, NotSet):
+                        content = json.dumps(body, default=str).encode()
+                        headers.setdefault("Content-Type", "application/json")
+                    check(
+                        store,
+                        lambda: client.request(
+                            case.method,
+                            path,
+                            params=case.query,
+                            content=content,
+                            headers=headers,
+                        ),
+                    )
+
+                # Some operations have no invalid form (nothing to get wrong).
+                with contextlib.suppress(Unsatisfiable):
+                    run()
+    finally:
+        client.close()
+    assert tried > 50
+
+
+# The compatible endpoints read raw JSON; these bodies probe every key with any value.
+
+_text = st.text(
+    alphabet=st.characters(codec=None, exclude_categories=()), max_size=30
+) | st.sampled_from(
+    ["", "\x00", "\ud800", "\u0001\r\n", "x" * 300, "NaN", "01HZZZZZZZZZZZZZZZZZZZZZZZ"]
+)
+_numbers = st.integers(min_value=-(10**30), max_value=10**30) | st.floats(
+    allow_nan=True, allow_infinity=True
+)
+_json = st.recursive(
+    st.none() | st.booleans() | _numbers | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_KEYS = {
+    "/jobs/newjob": [
+        "site",
+        "device",
+        "instance",
+        "action",
+        "required_params",
+        "optional_params",
+        "user_name",
+        "user_id",
+        "user_roles",
+    ],
+    "/jobs/getnewjobs": ["site", "alternateQueue", "wait"],
+    "/jobs/updatejobstatus": [
+        "site",
+        "ulid",
+        "newStatus",
+        "secondsUntilComplete",
+        "alternateQueue",
+    ],
+    "/jobs/startjob": ["site", "ulid"],
+    "/jobs/getrecentjobs": ["site", "timeRange"],
+    "/logs/newlog": ["site", "log_message", "log_level", "timestamp"],
+}
+
+
+_ALL_KEYS = sorted({key for keys in _KEYS.values() for key in keys})
+
+
+def _raw_extras() -> st.SearchStrategy[bytes]:
+    deep = st.integers(min_value=30, max_value=5000).map(lambda n: b"[" * n + b"]" * n)
+    huge = st.integers(min_value=20, max_value=6000).map(lambda n: b'{"site": 1' + b"0" * n + b"}")
+    return deep | huge | st.binary(max_size=64)
+
+
+def test_generated_bodies_for_the_compatible_endpoints(
+    server: ServerProcess, store: Store, site: str
+):
+    deadline = Deadline(BUDGET_SECONDS)
+    client = httpx.Client(base_url=server.url, timeout=10)
+    tried = 0
+
+    @fuzz_settings(1000)
+    @given(
+        path=st.sampled_from(sorted(_KEYS)),
+        values=st.dictionaries(
+            st.sampled_from([key for keys in _KEYS.values() for key in keys]), _json, max_size=9
+        ),
+        real_site=st.booleans(),
+        extra=st.none() | _raw_extras(),
+    )
+    def run(path: str, values: dict[str, Any], real_site: bool, extra: bytes | None) -> None:
+        nonlocal tried
+        if deadline.passed():
+            return
+        tried += 1
+        if real_site:
+            values["site"] = site
+        content = extra if extra is not None else json.dumps(values).encode()
+        check(store, lambda: client.post(path, content=content))
+
+    try:
+        run()
+    finally:
+        client.close()
+    assert tried > 50

@@ -1,0 +1,628 @@
+"""The attacks of issue 10, each against a real server: bad values, broken answers, anonymous
+site calls, floods, invented sites, connection hoarding, secrets in logs, existence
+oracles. Each test failed before the fix it covers."""
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.helpers import newjob_body, newlog_body, raw, ws_url
+from tests.servers import ServerProcess, last_line, register_site, run_obsrelay, start_server
+
+SURROGATE = '"\\ud800"'  # a JSON escape Python reads as a lone surrogate
+
+
+def newjob_text(site: str, params: str) -> bytes:
+    """A newjob body whose required_params is the JSON text `params`, sent as is."""
+    body = json.dumps(newjob_body(site, required_params="PARAMS"))
+    return body.replace('"PARAMS"', params).encode()
+
+
+def sentence(response: httpx.Response) -> str:
+    body = response.json()
+    if body == []:
+        return str(response.headers["x-obsrelay-error"])
+    return str(body["detail"] if isinstance(body, dict) else body)
+
+
+def assert_site_still_served(http: httpx.Client, site: str) -> None:
+    """The site's listings and polls answer normally."""
+    assert http.post("/jobs/getnewjobs", content=raw({"site": site})).status_code == 200
+    assert http.post("/jobs/getrecentjobs", content=raw({"site": site})).status_code == 200
+    assert http.get(f"/api/v1/sites/{site}/jobs").status_code == 200
+
+
+# 1. A job that cannot be stored or served is refused at the door.
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        (f'{{"a": {SURROGATE}}}', "required_params.a' holds a lone surrogate"),
+        ('{"a": "x\\u0000y"}', "required_params.a' holds a NUL"),
+        ('{"a": NaN}', "NaN"),
+        ('{"a": -Infinity}', "-Infinity"),
+        ('{"a": 1' + "0" * 30 + "}", "required_params.a' is a number too large"),
+        ('{"a": 1' + "0" * 5000 + "}", "number too large"),
+        ('{"a": 1e999}', "finite"),
+        ('{"a": ' + "[" * 40 + "]" * 40 + "}", "more than 32 deep"),
+        (f'{{"a": {{{SURROGATE}: 1}}}}', "lone surrogate"),
+    ],
+)
+def test_unstorable_params_are_refused_and_nothing_breaks(http, site, params, words):
+    good = http.post("/jobs/newjob", content=raw(newjob_body(site))).json()
+    response = http.post("/jobs/newjob", content=newjob_text(site, params))
+    assert response.status_code == 400
+    assert words in sentence(response)
+    claimed = http.post("/jobs/getnewjobs", content=raw({"site": site}))
+    assert claimed.status_code == 200
+    assert [job["ulid"] for job in claimed.json()] == [good["ulid"]]
+    assert_site_still_served(http, site)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "words"),
+    [
+        ("/logs/newlog", '{"site": "S", "log_message": ' + SURROGATE + "}", "log_message"),
+        ("/logs/newlog", '{"site": "S", "log_message": "a", "timestamp": 1' + "0" * 400 + "}", ""),
+        ("/jobs/newjob", None, "user_name"),
+        ("/jobs/updatejobstatus", '{"site": "S", "ulid": ' + SURROGATE + ', "newStatus": "X"}', ""),
+        (
+            "/jobs/updatejobstatus",
+            '{"site": "S", "ulid": "01HZZZZZZZZZZZZZZZZZZZZZZZ", "newStatus": "X", '
+            '"secondsUntilComplete": 1' + "0" * 4000 + "}",
+            "too large",
+        ),
+        ("/jobs/getrecentjobs", '{"site": "S", "timeRange": 1' + "0" * 300 + "}", "too large"),
+    ],
+)
+def test_unstorable_values_anywhere_are_400(http, site, path, body, words):
+    if body is None:
+        body = json.dumps(newjob_body(site)).replace('"Ada Observer"', SURROGATE)
+    response = http.post(path, content=body.replace('"S"', json.dumps(site)).encode())
+    assert response.status_code == 400, response.text
+    assert words in sentence(response)
+    assert_site_still_served(http, site)
+
+
+def test_native_api_refuses_unstorable_values(http, site):
+    jobs = f"/api/v1/sites/{site}/jobs"
+    body = '{"device": "camera", "instance": "c1", "action": "x", "required_params": {"a": BAD}}'
+    for bad in (SURROGATE, "NaN", "1" + "0" * 25, '"\\u0000"'):
+        response = http.post(
+            jobs, content=body.replace("BAD", bad), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, (bad, response.text)
+        assert "required_params.a" in sentence(response) or "NaN" in sentence(response)
+    bad_message = '{"message": ' + SURROGATE + "}"
+    response = http.post(
+        f"/api/v1/sites/{site}/messages",
+        content=bad_message,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    for path in (
+        f"{jobs}/%00",
+        f"/api/v1/jobs/{'x' * 26}",
+        f"{jobs}?after=%00",
+        f"{jobs}?status=%00",
+    ):
+        response = http.get(path)
+        assert response.status_code == 400, (path, response.text)
+    assert http.get(f"/api/v1/sites/{site}/messages?since=nan").status_code == 422
+    assert http.get(f"{jobs}?status=completed").status_code == 200
+    assert_site_still_served(http, site)
+
+
+def test_a_claim_that_cannot_be_answered_leaves_the_jobs_unread(tmp_path, site):
+    """Defence in depth: a stored job that cannot be rendered is not marked RECEIVED."""
+    url = f"sqlite:///{tmp_path / 'render.db'}"
+    server = start_server(url, tmp_path)
+    try:
+        register_site(url, site)
+        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "render.db") as conn:  # as an older version stored it
+            conn.execute(
+                "UPDATE jobs SET required_params = '{\"a\": NaN}' WHERE ulid = ?", (job["ulid"],)
+            )
+        polled = httpx.post(f"{server.url}/jobs/getnewjobs", content=raw({"site": site}))
+        assert polled.json() == [] and polled.status_code == 503
+        with sqlite3.connect(tmp_path / "render.db") as conn:
+            (status,) = conn.execute(
+                "SELECT primary_status FROM jobs WHERE ulid = ?", (job["ulid"],)
+            ).fetchone()
+        assert status == "UNREAD"
+    finally:
+        server.stop()
+
+
+def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
+    """Rows that an older version stored and that cannot be sent are repaired on upgrade."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    server = start_server(url, tmp_path)
+    register_site(url, site)
+    job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+    server.stop()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE jobs SET required_params = ?, optional_params = ? WHERE ulid = ?",
+            ('{"a": NaN, "b": "\\ud800x", "c": 1' + "0" * 30 + "}", '{"d": Infinity}', job["ulid"]),
+        )
+        conn.execute("UPDATE stream_events SET data = ? WHERE site = ?", ('{"x": NaN}', site))
+        conn.execute("UPDATE alembic_version SET version_num = '0005'")
+    server = start_server(url, tmp_path)
+    try:
+        [listed] = httpx.post(
+            f"{server.url}/jobs/getrecentjobs", content=raw({"site": site})
+        ).json()
+        assert listed["required_params"] == {"a": None, "b": "\ufffdx", "c": "1" + "0" * 30}
+        assert listed["optional_params"] == {"d": None}
+        [claimed] = httpx.post(f"{server.url}/jobs/getnewjobs", content=raw({"site": site})).json()
+        assert claimed["ulid"] == job["ulid"]
+        assert "repaired" in server.log()
+    finally:
+        server.stop()
+
+
+# 2. Every answer arrives.
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/jobs/getnewjobs", b'{"site": "s1", "wait": "\\u0001\\u007f\\n"}'),
+        ("/logs/newlog", b'{"site": "\\u0001\\r\\n", "log_message": "m"}'),
+        ("/jobs/getnewjobs", b'{"site": "\\u0085\\u2028\\ud800"}'),
+        ("/logs/newlog", b'{"site": "s", "log_message": "m", "log_level": "\\u0000\\u001b[31m"}'),
+    ],
+)
+def test_an_error_echoing_control_characters_still_answers(http, path, body):
+    response = http.post(path, content=body)
+    assert response.status_code == 400
+    error = response.headers["x-obsrelay-error"]
+    assert error.isascii() and error.isprintable()
+    assert "\\u00" in error or "\\u2028" in error or "\\ud800" in error
+    if path == "/jobs/getnewjobs":
+        assert response.json() == []
+
+
+# 3. Secure by default for site calls.
+
+
+def test_a_site_with_a_key_always_requires_it_by_default(tmp_path, site):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    server = start_server(url, tmp_path)  # OBSRELAY_SITE_KEYS left at its default
+    try:
+        key = last_line(run_obsrelay("sites", "add-key", site, OBSRELAY_DATABASE_URL=url))
+        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+        with httpx.Client(base_url=server.url) as anonymous:
+            taken = anonymous.post("/jobs/getnewjobs", content=raw({"site": site}))
+            assert taken.status_code == 401 and taken.json() == []
+            finished = anonymous.post(
+                "/jobs/updatejobstatus",
+                content=raw({"site": site, "ulid": job["ulid"], "newStatus": "COMPLETE"}),
+            )
+            assert finished.status_code == 401
+            fake = anonymous.post("/logs/newlog", content=newlog_body(site, "Fake: roof closed"))
+            assert fake.status_code == 401 and "has a key" in fake.json()
+            assert anonymous.get("/logs/recent-logs", params={"site": site}).json() == []
+        with httpx.Client(base_url=server.url, headers={"X-Site-Key": key}) as real_site:
+            [delivered] = real_site.post("/jobs/getnewjobs", content=raw({"site": site})).json()
+            assert delivered["ulid"] == job["ulid"]
+        # A site without a key is still served without one.
+        keyless = site + "-nokey"
+        assert httpx.post(
+            f"{server.url}/logs/newlog", content=newlog_body(keyless, "hi")
+        ).is_success
+    finally:
+        server.stop()
+
+
+# 4. Rate limits that protect without losing a real site's data; 6. trusted proxies.
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory) -> Iterator[ServerProcess]:
+    """A server with default limits that trusts 127.0.0.1 as its reverse proxy."""
+    workdir = tmp_path_factory.mktemp("proxied")
+    server = start_server(
+        f"sqlite:///{workdir / 'proxied.db'}",
+        workdir,
+        OBSRELAY_TRUSTED_PROXIES="127.0.0.1",
+        OBSRELAY_RATE_JOBS="5",
+        OBSRELAY_RATE_MESSAGES="20",
+        OBSRELAY_RATE_EVENTS="20",
+        OBSRELAY_MAX_WAITING_PER_CLIENT="4",
+        OBSRELAY_MAX_SOCKETS_PER_CLIENT="3",
+        OBSRELAY_REQUEST_TIMEOUT="1",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def from_address(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def test_a_flood_cannot_make_the_real_site_lose_messages(proxied, site):
+    attacker = from_address("203.0.113.66")
+    with httpx.Client(base_url=proxied.url, headers=attacker) as flood:
+        answers = [
+            flood.post("/logs/newlog", content=newlog_body(site, f"spam {i}")).status_code
+            for i in range(1300)
+        ]
+    assert 429 in answers  # the flood itself is held
+    # The real site's start-up burst: 300 messages, one at a time, as fast as it can.
+    real_site = from_address("198.51.100.7")
+
+    def post(i: int) -> int:
+        return httpx.post(
+            f"{proxied.url}/logs/newlog",
+            content=newlog_body(site, f"start-up {i}"),
+            headers=real_site,
+        ).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(post, range(300)))
+    assert statuses == [200] * 300, (
+        f"lost {300 - statuses.count(200)} in {time.monotonic() - started:.2f} s"
+    )
+    stored = httpx.get(f"{proxied.url}/logs/recent-logs", params={"site": site}).json()
+    assert sum(message["message"].startswith("start-up") for message in stored) == 300
+
+
+def test_forwarded_addresses_count_only_from_trusted_proxies(tmp_path, site):
+    server = start_server(
+        f"sqlite:///{tmp_path / 'untrusted.db'}",
+        tmp_path,
+        OBSRELAY_RATE_MESSAGES="1",
+        OBSRELAY_RATE_BURST_SECONDS="3",
+    )
+    try:
+        answers = [
+            httpx.post(
+                f"{server.url}/logs/newlog",
+                content=newlog_body(site, "x"),
+                headers=from_address(f"192.0.2.{i}"),  # a new "address" each time: ignored
+            ).status_code
+            for i in range(5)
+        ]
+        assert answers.count(429) == 2
+    finally:
+        server.stop()
+
+
+def test_a_refused_user_costs_the_reservation_holder_nothing(tmp_path, site):
+    from tests.fakes import FakeCalendar, http_server
+
+    calendar = FakeCalendar()
+    calendar.holders[site] = [{"id": "holder", "name": "Holder"}]
+    with http_server(calendar) as calendar_url:
+        server = start_server(
+            f"sqlite:///{tmp_path / 'limits.db'}",
+            tmp_path,
+            OBSRELAY_AUTH_MODE="local",
+            OBSRELAY_CALENDAR_URL=calendar_url,
+            OBSRELAY_RATE_JOBS="1",
+            OBSRELAY_RATE_BURST_SECONDS="3",
+        )
+        try:
+            register_site(server.database_url, site)
+            tokens = {
+                user: last_line(
+                    run_obsrelay(
+                        "tokens",
+                        "create",
+                        "--user",
+                        user,
+                        "--name",
+                        user,
+                        OBSRELAY_DATA_DIR=str(tmp_path / "var"),
+                    )
+                )
+                for user in ("holder", "intruder")
+            }
+
+            def submit(user: str) -> int:
+                return httpx.post(
+                    f"{server.url}/jobs/newjob",
+                    content=raw(newjob_body(site)),
+                    headers={"Authorization": f"Bearer {tokens[user]}"},
+                ).status_code
+
+            assert [submit("intruder") for _ in range(10)] == [401] * 10
+            assert [submit("holder") for _ in range(3)] == [200] * 3
+        finally:
+            server.stop()
+
+
+# 5. Nobody invents sites without bound.
+
+
+def test_a_job_for_a_site_that_does_not_exist_is_refused(http, site):
+    misspelt = "stie" + site[4:]
+    response = http.post("/jobs/newjob", content=raw(newjob_body(misspelt)))
+    assert response.status_code == 404
+    assert f"There is no site '{misspelt}'" in response.json()
+    assert f"Did you mean '{site}'" in response.json()
+    native = http.post(
+        f"/api/v1/sites/{misspelt}/jobs",
+        json={"device": "camera", "instance": "c1", "action": "expose"},
+    )
+    assert native.status_code == 404 and site in native.json()["detail"]
+
+
+def test_one_client_cannot_invent_sites_without_bound(proxied, site):
+    inventor = from_address("203.0.113.99")
+    answers = [
+        httpx.post(
+            f"{proxied.url}/logs/newlog",
+            content=newlog_body(f"{site}-{i}", "x" * 16000),
+            headers=inventor,
+        )
+        for i in range(30)
+    ]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(200) == 5 and statuses.count(429) == 25
+    assert "obsrelay sites add" in answers[-1].json()
+    known = {entry["site"] for entry in httpx.get(f"{proxied.url}/api/v1/sites").json()["sites"]}
+    assert len({f"{site}-{i}" for i in range(30)} & known) == 5
+    # Another client's keyless site software still registers its own site.
+    other = httpx.post(
+        f"{proxied.url}/jobs/getnewjobs",
+        content=raw({"site": site + "-real"}),
+        headers=from_address("198.51.100.20"),
+    )
+    assert other.status_code == 200
+
+
+# 6. Connection budgets.
+
+
+def test_long_polls_are_capped_per_client(proxied, site):
+    hoarder = from_address("203.0.113.5")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=proxied.url, timeout=10) as client:
+            started = time.monotonic()
+            polls = [
+                client.post(
+                    "/jobs/getnewjobs", content=raw({"site": site, "wait": 2}), headers=hoarder
+                )
+                for _ in range(8)
+            ]
+            other = client.post(
+                "/jobs/getnewjobs",
+                content=raw({"site": site, "wait": 2}),
+                headers=from_address("198.51.100.5"),
+            )
+            answers = await asyncio.gather(*polls, other)
+            took = time.monotonic() - started
+        refused = [a for a in answers[:8] if "x-obsrelay-warning" in a.headers]
+        assert len(refused) == 4
+        for answer in refused:
+            assert answer.json() == [] and answer.headers["x-obsrelay-wait"] == "0"
+            assert "waiting requests" in answer.headers["x-obsrelay-warning"]
+        assert "x-obsrelay-warning" not in answers[8].headers  # another client waits
+        assert took >= 1.9
+
+    asyncio.run(run())
+
+
+def test_partial_requests_are_cut_off(proxied):
+    sockets = []
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", int(proxied.url.rsplit(":", 1)[1])))
+        sock.sendall(b"POST /jobs/getnewjobs HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        sockets.append(sock)
+    body_sock = socket.create_connection(("127.0.0.1", int(proxied.url.rsplit(":", 1)[1])))
+    body_sock.sendall(
+        b'POST /logs/newlog HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"site":'
+    )
+    assert httpx.get(f"{proxied.url}/healthz").status_code == 200  # others are served
+    time.sleep(2.5)
+    for sock in sockets:
+        sock.settimeout(2)
+        answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408") or answer == b""
+        sock.close()
+    body_sock.settimeout(2)
+    assert b" 408 " in body_sock.recv(500)
+    body_sock.close()
+
+
+def test_big_client_frames_and_socket_caps(proxied, site):
+    async def run() -> None:
+        url = ws_url(proxied.url, f"site={site}")
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send("x" * (64 * 1024 + 1))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        headers = from_address("203.0.113.7")
+        held = [await websockets.connect(url, additional_headers=headers) for _ in range(3)]
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(url, additional_headers=headers)
+        other = await websockets.connect(url, additional_headers=from_address("198.51.100.9"))
+        for ws in [*held, other]:
+            await ws.close()
+
+    asyncio.run(run())
+
+
+def test_the_open_file_limit_is_raised_at_start(proxied):
+    limits = Path(f"/proc/{proxied.process.pid}/limits").read_text()
+    [line] = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    soft, hard = line.split()[3:5]
+    assert soft == hard
+
+
+# 8. Secrets never reach a log.
+
+
+def test_tokens_and_keys_never_reach_the_log(tmp_path, site):
+    server = start_server(
+        f"sqlite:///{tmp_path / 'secrets.db'}",
+        tmp_path,
+        OBSRELAY_AUTH_MODE="local",
+        OBSRELAY_LOG_REQUESTS="true",
+        OBSRELAY_LOG_LEVEL="debug",
+        OBSRELAY_PUBLIC_READ="false",
+    )
+    try:
+        token = last_line(
+            run_obsrelay(
+                "tokens",
+                "create",
+                "--user",
+                "u",
+                "--name",
+                "U",
+                OBSRELAY_DATA_DIR=str(tmp_path / "var"),
+            )
+        )
+        key = last_line(
+            run_obsrelay("sites", "add-key", site, OBSRELAY_DATABASE_URL=server.database_url)
+        )
+        fake_key = "ork_0123456789ab_" + "S" * 43
+
+        async def sockets() -> None:
+            ws = await websockets.connect(ws_url(server.url, f"site={site}&token={token}"))
+            await ws.close()
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(ws_url(server.url, f"site={site}&token={token[:-4]}AAAA"))
+
+        asyncio.run(sockets())
+        httpx.post(
+            f"{server.url}/logs/newlog", content=newlog_body(site, "m"), headers={"X-Site-Key": key}
+        )
+        httpx.post(
+            f"{server.url}/logs/newlog",
+            content=newlog_body(site, "m"),
+            headers={"X-Site-Key": fake_key},
+        )
+        httpx.get(
+            f"{server.url}/api/v1/sites/{site}/jobs?token={token}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        time.sleep(0.3)
+        log = server.log()
+        assert "WebSocket" in log  # the websocket lines are there, without their secrets
+        for secret in (token, token[-40:], key.split("_")[2], "S" * 43):
+            assert secret not in log
+    finally:
+        server.stop()
+
+
+# 9. No existence oracle.
+
+
+def test_unknown_and_known_jobs_look_the_same_to_who_may_not_read_them(tmp_path, site):
+    server = start_server(
+        f"sqlite:///{tmp_path / 'oracle.db'}",
+        tmp_path,
+        OBSRELAY_PUBLIC_READ="false",
+        OBSRELAY_AUTH_MODE="local",
+    )
+    try:
+        register_site(server.database_url, site)
+        other_key = last_line(
+            run_obsrelay("sites", "add-key", site + "-b", OBSRELAY_DATABASE_URL=server.database_url)
+        )
+        admin = ["tokens", "create", "--user", "u", "--name", "U", "--role", "admin"]
+        token = last_line(run_obsrelay(*admin, OBSRELAY_DATA_DIR=str(tmp_path / "var")))
+        job = httpx.post(
+            f"{server.url}/jobs/newjob",
+            content=raw(newjob_body(site)),
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        unknown = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
+        for headers, status in (({}, 401), ({"X-Site-Key": other_key}, 404)):
+            answers = [
+                httpx.get(f"{server.url}/api/v1/jobs/{ulid}", headers=headers)
+                for ulid in (unknown, job["ulid"])
+            ]
+            assert answers[0].status_code == answers[1].status_code, headers
+            if status:
+                assert answers[0].status_code == status
+            assert answers[0].json()["detail"].replace(unknown, "U") == answers[1].json()[
+                "detail"
+            ].replace(job["ulid"], "U")
+    finally:
+        server.stop()
+
+
+# 7. A failing database is a 503, logged once.
+
+
+def test_a_database_outage_is_a_503_logged_once(postgres_url, tmp_path, site):
+    from sqlalchemy.engine import make_url
+
+    from tests.fakes import TcpProxy
+
+    real = make_url(postgres_url)
+    proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+    through_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    register_site(postgres_url, site)
+    server = start_server(through_proxy, tmp_path)
+    answers: list[tuple[str, int, object]] = []
+    stop = False
+
+    def load() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            n = 0
+            while not stop:
+                n += 1
+                text = f"message {n}"
+                posted = client.post("/logs/newlog", content=newlog_body(site, text))
+                answers.append((text, posted.status_code, posted.json()))
+                polled = client.post("/jobs/getnewjobs", content=raw({"site": site}))
+                answers.append(("poll", polled.status_code, polled.json()))
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            loads = [pool.submit(load) for _ in range(4)]
+            time.sleep(1)
+            proxy.cut()
+            time.sleep(3)
+            proxy.restore()
+            time.sleep(3)
+            stop = True
+            for done in loads:
+                done.result()
+        statuses = {status for _, status, _ in answers}
+        assert statuses == {200, 503}, statuses
+        for what, status, body in answers:
+            if status == 503:
+                assert body == [] if what == "poll" else "database is not answering" in str(body)
+        assert all(status == 200 for _, status, _ in answers[-40:])  # it came back by itself
+        stored = {
+            message["message"]
+            for message in httpx.get(f"{server.url}/logs/recent-logs", params={"site": site}).json()
+        }
+        accepted = {text for text, status, _ in answers if status == 200 and text != "poll"}
+        assert accepted <= stored  # nothing answered 200 was lost
+        log = server.log()
+        assert log.count("the database is not answering") == 1, log[-3000:]
+        assert log.count("the database is answering again") == 1
+        assert "requests were refused" in log
+        assert "Traceback" not in log
+    finally:
+        server.stop()
+        proxy.close()
