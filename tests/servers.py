@@ -159,6 +159,8 @@ def start_server(
         "OBSRELAY_RATE_JOBS": "100000",
         "OBSRELAY_RATE_MESSAGES": "100000",
         "OBSRELAY_RATE_EVENTS": "100000",
+        "OBSRELAY_RATE_UPDATES": "100000",
+        "OBSRELAY_NEW_SITES_PER_CLIENT": "100000",
         "OBSRELAY_DATA_DIR": str(workdir / "var"),
         **env,
     }

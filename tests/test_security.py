@@ -245,6 +245,7 @@ def proxied(tmp_path_factory) -> Iterator[ServerProcess]:
         OBSRELAY_RATE_JOBS="5",
         OBSRELAY_RATE_MESSAGES="20",
         OBSRELAY_RATE_EVENTS="20",
+        OBSRELAY_NEW_SITES_PER_CLIENT="5",
         OBSRELAY_MAX_WAITING_PER_CLIENT="4",
         OBSRELAY_MAX_SOCKETS_PER_CLIENT="3",
         OBSRELAY_REQUEST_TIMEOUT="1",
