@@ -126,8 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         waiters = JobWaiters(
             settings.longpoll_recheck,
             max_per_client=settings.max_waiting_per_client,
-            # Under another server than `obsrelay serve`, "0" (half the open-file
-            # limit) is read here.
+            # "0": half the open-file limit, read at start (`obsrelay serve` has raised it).
             max_total=settings.max_waiting or _half_the_open_file_limit(),
         )
         app.state.waiters = waiters

@@ -46,8 +46,8 @@ def _configure_logging(level: str) -> None:
     configure_logging(level)
 
 
-def _raise_open_file_limit() -> int:
-    """Raises this process's open-file soft limit to its hard limit; returns the limit.
+def _raise_open_file_limit() -> None:
+    """Raises this process's open-file soft limit to its hard limit.
 
     Every connection takes a descriptor: at the usual soft limit of 1,024, a few
     hundred waiting long-polls and websockets would leave none for anybody else.
@@ -59,10 +59,8 @@ def _raise_open_file_limit() -> int:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
         except (ValueError, OSError) as error:
             logging.getLogger("obsrelay").warning("cannot raise the open-file limit: %s", error)
-    return soft
 
 
 @app.command()
@@ -81,9 +79,7 @@ def serve(
 
     settings = _settings(config, host=host, port=port)
     _configure_logging(settings.log_level)
-    open_files = _raise_open_file_limit()
-    if not settings.max_waiting:
-        settings = settings.model_copy(update={"max_waiting": max(1, open_files // 2)})
+    _raise_open_file_limit()  # before the app reads it (OBSRELAY_MAX_WAITING=0)
     app = create_app(settings)
 
     class Server(uvicorn.Server):

@@ -25,9 +25,6 @@ class Client:
     kind: Literal["key", "user", "address"]
     id: str
 
-    def __str__(self) -> str:
-        return f"{self.kind} {self.id}"
-
 
 class TokenBuckets:
     """`rate` requests a second per key, in bursts of up to `burst`."""

@@ -55,9 +55,6 @@ class SiteRegistry:
     async def names(self) -> list[str]:
         return [row.name for row in await self._db.read(queries.list_sites)]
 
-    async def rows(self) -> list[queries.SiteRow]:
-        return await self._db.read(queries.list_sites)
-
     async def ensure_exists(self, name: str) -> None:
         """Raises NotFound, naming a similar site or the known ones, unless `name` exists."""
         if await self.exists(name):

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,19 +125,16 @@ class Database:
 
     async def read(self, fn: Transaction[T]) -> T:
         """Runs `fn` for reading (no writes; on SQLite each statement is its own snapshot)."""
-        try:
-            result = await self._read(fn)
-        except Exception as error:
-            self._raise_unavailable_for(error)
-            raise
-        if self.outage.started is not None:
-            self.outage.succeeded()
-        return result
+        return await self._guarded(self._read(fn))
 
     async def write(self, fn: Transaction[T]) -> T:
         """Runs `fn` in a write transaction: committed when it returns, rolled back if it raises."""
+        return await self._guarded(self._write(fn))
+
+    async def _guarded(self, transaction: Awaitable[T]) -> T:
+        """`transaction`'s result; DatabaseUnavailable when the database did not answer."""
         try:
-            result = await self._write(fn)
+            result = await transaction
         except Exception as error:
             self._raise_unavailable_for(error)
             raise
