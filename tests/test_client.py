@@ -3,6 +3,7 @@
 Synchronous clients, so each test is a plain function; servers are real processes.
 """
 
+import contextlib
 import logging
 import socket
 import threading
@@ -78,6 +79,7 @@ async def test_async_site_client_takes_and_reports_jobs(server: ServerProcess, s
     async with AsyncSiteClient(server.url, site) as client:
         async for job in client.jobs(wait=5):
             got.append(job.ulid)
+            assert (await client.start(job.ulid, 10)).status == "STARTED"
             assert (
                 await client.update(job.ulid, "EXPOSING", 5)
             ).primary.seconds_until_complete == 5
@@ -87,8 +89,10 @@ async def test_async_site_client_takes_and_reports_jobs(server: ServerProcess, s
         with pytest.raises(Conflict):
             await client.fail(submitted[0].ulid, "already complete")
         posted = await client.post_message("async hello", "debug")
+        batch = await client.post_messages([("one", "info", None), ("two", "warning", None)])
     assert got == [job.ulid for job in submitted]
     assert posted.level == "debug"
+    assert [(m.message, m.level) for m in batch] == [("one", "info"), ("two", "warning")]
     with UserClient(server.url) as user:
         assert [job.status for job in user.jobs(site)] == ["COMPLETE"] * 3
 
@@ -146,8 +150,9 @@ def test_a_server_that_is_away_raises_server_unavailable():
         client.claim(wait=0)
 
 
-def test_status_updates_are_retried_while_the_server_is_unreachable():
-    # A server that accepts each connection and hangs up at once, counting them.
+@contextlib.contextmanager
+def hanging_up_server() -> Iterator[tuple[str, list[int]]]:
+    """A server that accepts each connection and hangs up at once, counting them."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -163,18 +168,36 @@ def test_status_updates_are_retried_while_the_server_is_unreachable():
             connection.close()
 
     threading.Thread(target=hang_up_on_everyone, daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:
-        with SiteClient(url, "nowhere", retry_seconds=1.0) as client:
-            with pytest.raises(ServerUnavailable):
-                client.update("01ARZ3NDEKTSV4RRFFQ69G5FAV", "STARTED")
-            assert len(accepted) >= 2  # it tried again before giving up
-            accepted.clear()
-            with pytest.raises(ServerUnavailable):
-                client.post_message("not idempotent: tried once")
-            assert len(accepted) == 1
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
     finally:
         listener.close()
+
+
+def test_status_updates_are_retried_while_the_server_is_unreachable():
+    with (
+        hanging_up_server() as (url, accepted),
+        SiteClient(url, "nowhere", retry_seconds=1) as client,
+    ):
+        with pytest.raises(ServerUnavailable):
+            client.update("01ARZ3NDEKTSV4RRFFQ69G5FAV", "STARTED")
+        assert len(accepted) >= 2  # it tried again before giving up
+        accepted.clear()
+        with pytest.raises(ServerUnavailable):
+            client.post_message("not idempotent: tried once")
+        assert len(accepted) == 1
+
+
+async def test_the_async_client_retries_status_updates_too():
+    with hanging_up_server() as (url, accepted):
+        async with AsyncSiteClient(url, "nowhere", retry_seconds=1) as client:
+            with pytest.raises(ServerUnavailable):
+                await client.start("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+            assert len(accepted) >= 2
+            accepted.clear()
+            with pytest.raises(ServerUnavailable):
+                await client.post_messages([("not idempotent", "info", None)])
+            assert len(accepted) == 1
 
 
 def test_a_bad_site_key_is_an_authentication_error(server: ServerProcess, site: str):

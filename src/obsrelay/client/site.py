@@ -131,6 +131,19 @@ class _ClaimLoop:
         return claimed
 
 
+class _RetryWindow:
+    """When an idempotent call (a status update) is tried again, for both clients."""
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self._backoff = _http.Backoff(0.25, 5.0)
+
+    def pause_after(self, error: RateLimited | ServerUnavailable) -> float | None:
+        """The pause before the next try; None when only one last try fits."""
+        pause = error.retry_after if isinstance(error, RateLimited) else self._backoff.next()
+        return None if time.monotonic() + pause > self._deadline else pause
+
+
 class SiteClient:
     """A site's connection to obsrelay (sync, thread-safe for separate calls).
 
@@ -180,16 +193,13 @@ class SiteClient:
         return _http.result(answer)
 
     def _send_retrying(self, call: _Call) -> Any:
-        deadline = time.monotonic() + self.retry_seconds
-        backoff = _http.Backoff(0.25, 5.0)
+        window = _RetryWindow(self.retry_seconds)
         while True:
             try:
                 return self._send(call)
-            except RateLimited as error:
-                pause = error.retry_after
-            except ServerUnavailable:
-                pause = backoff.next()
-            if time.monotonic() + pause > deadline:
+            except (RateLimited, ServerUnavailable) as error:
+                pause = window.pause_after(error)
+            if pause is None:
                 return self._send(call)
             time.sleep(pause)
 
@@ -251,7 +261,7 @@ class SiteClient:
 
 
 class AsyncSiteClient:
-    """`SiteClient` for asyncio programs: the same calls, awaited."""
+    """`SiteClient` for asyncio programs: the same calls, awaited, the same retries."""
 
     def __init__(
         self,
@@ -260,10 +270,12 @@ class AsyncSiteClient:
         key: str | None = None,
         *,
         queue: QueueName = "primary",
+        retry_seconds: float = 30.0,
         timeout: httpx.Timeout = _http.DEFAULT_TIMEOUT,
     ) -> None:
         self.server = server.rstrip("/")
         self.site = site
+        self.retry_seconds = retry_seconds
         self._calls = _SiteCalls(site, queue)
         self._http = httpx.AsyncClient(
             base_url=self.server, headers=_http.headers(key=key), timeout=timeout
@@ -291,6 +303,17 @@ class AsyncSiteClient:
             raise _http.unavailable(error, self.server) from error
         return _http.result(answer)
 
+    async def _send_retrying(self, call: _Call) -> Any:
+        window = _RetryWindow(self.retry_seconds)
+        while True:
+            try:
+                return await self._send(call)
+            except (RateLimited, ServerUnavailable) as error:
+                pause = window.pause_after(error)
+            if pause is None:
+                return await self._send(call)
+            await asyncio.sleep(pause)
+
     async def claim(
         self, wait: float = 20.0, limit: int | None = None, claim_id: str | None = None
     ) -> list[Job]:
@@ -299,8 +322,11 @@ class AsyncSiteClient:
 
     async def update(self, ulid: str, status: str, seconds_until_complete: int = -1) -> Job:
         return Job.from_json(
-            await self._send(self._calls.update(ulid, status, seconds_until_complete))
+            await self._send_retrying(self._calls.update(ulid, status, seconds_until_complete))
         )
+
+    async def start(self, ulid: str, seconds_until_complete: int = -1) -> Job:
+        return await self.update(ulid, STARTED, seconds_until_complete)
 
     async def complete(self, ulid: str) -> Job:
         return await self.update(ulid, COMPLETE, 0)
@@ -314,6 +340,10 @@ class AsyncSiteClient:
         self, text: str, level: str = "info", timestamp: float | None = None
     ) -> Message:
         return Message.from_json(await self._send(self._calls.post_message(text, level, timestamp)))
+
+    async def post_messages(self, batch: list[tuple[str, str, float | None]]) -> list[Message]:
+        answer = await self._send(self._calls.post_messages(batch))
+        return [Message.from_json(message) for message in answer["messages"]]
 
     async def jobs(self, wait: float = 20.0) -> AsyncIterator[Job]:
         """As `SiteClient.jobs`."""
