@@ -3,11 +3,12 @@
 import asyncio
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
-from obsrelay.store.database import Database, open_database
+from obsrelay.store.database import Database, Outage, open_database
 from obsrelay.store.schema import jobs
 
 
@@ -117,3 +118,16 @@ async def test_a_cancelled_caller_before_commit_stores_nothing(tmp_path, site):
         assert await db.read(_count(site)) == 0
     finally:
         await db.close()
+
+
+def test_an_outage_ends_only_with_a_success_that_began_after_it(caplog):
+    # A request that was already past the database when it went away may succeed after the
+    # first failure; it says nothing about now, and must not log a recovery (and a new outage).
+    outage = Outage()
+    before = time.monotonic()
+    outage.failed(OSError("connection was closed in the middle of operation"))
+    outage.succeeded(before)
+    assert outage.started is not None and outage.refused == 1
+    outage.succeeded(time.monotonic())
+    assert outage.started is None and outage.refused == 0
+    assert [record.levelname for record in caplog.records] == ["ERROR", "WARNING"]

@@ -102,8 +102,10 @@ class Outage:
                 _one_line(error),
             )
 
-    def succeeded(self) -> None:
-        if self.started is not None:
+    def succeeded(self, began: float) -> None:
+        """Ends the outage, unless the request that succeeded `began` before it started: such a
+        request may have finished its work just before the cut, and says nothing about now."""
+        if self.started is not None and began > self.started:
             log.warning(
                 "the database is answering again after %.1f s; %d requests were refused",
                 time.monotonic() - self.started,
@@ -133,13 +135,14 @@ class Database:
 
     async def _guarded(self, transaction: Awaitable[T]) -> T:
         """`transaction`'s result; DatabaseUnavailable when the database did not answer."""
+        began = time.monotonic()
         try:
             result = await transaction
         except Exception as error:
             self._raise_unavailable_for(error)
             raise
         if self.outage.started is not None:
-            self.outage.succeeded()
+            self.outage.succeeded(began)
         return result
 
     def _raise_unavailable_for(self, error: Exception) -> None:
