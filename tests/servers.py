@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from obsrelay.config import async_database_url
 from obsrelay.services.sites import SiteRegistry
 from obsrelay.store.database import open_database
 
@@ -81,7 +80,8 @@ def free_port() -> int:
 
 
 async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(async_database_url(url), isolation_level="AUTOCOMMIT")
+    async_url = make_url(url).set(drivername="postgresql+asyncpg")
+    engine = create_async_engine(async_url, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text(statement))

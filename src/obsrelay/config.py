@@ -50,18 +50,6 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def async_database_url(url: str) -> str:
-    """The SQLAlchemy URL with the async driver for a user's plain database URL."""
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            return driver + url[len(plain) :]
-    return url
-
-
 class Settings(BaseSettings):
     """Everything an operator can set. See the configuration table in README.md."""
 
@@ -189,7 +177,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql", "postgres:")):
+        if not value.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise ValueError(
                 "must start with sqlite:/// or postgresql:// (e.g. postgresql://user@host/db)"
             )
@@ -251,10 +239,6 @@ class Settings(BaseSettings):
         return parse_duration(value)
 
     @property
-    def sqlalchemy_url(self) -> str:
-        return async_database_url(self.database_url)
-
-    @property
     def cors_origin_list(self) -> list[str]:
         return _comma_list(self.cors_origins)
 
@@ -262,10 +246,6 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         parts = _comma_list(self.trusted_proxies)
         return [ipaddress.ip_network(part, strict=False) for part in parts]
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
 
 def _comma_list(value: str) -> list[str]:

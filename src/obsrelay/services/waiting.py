@@ -77,9 +77,6 @@ class JobWaiters:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
 
-    def waiting(self) -> int:
-        return sum(len(waiters) for waiters in self._waiting.values())
-
     def on_bus_message(self, message: dict[str, Any]) -> None:
         """The bus handler: a site's job changed (or the bus came back), look again."""
         if message.get("resync"):

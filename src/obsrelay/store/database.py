@@ -41,8 +41,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from obsrelay.config import async_database_url
-
 T = TypeVar("T")
 Transaction = Callable[[sa.Connection], T]
 
@@ -66,12 +64,14 @@ def is_unavailable(error: BaseException) -> bool:
     """Whether `error` says the database is not answering (rather than a bug or bad data)."""
     if isinstance(error, DatabaseUnavailable | OSError | TimeoutError | sa.exc.TimeoutError):
         return True
+    if isinstance(error, sa.exc.DBAPIError) and (
+        error.connection_invalidated or isinstance(error, sa.exc.InterfaceError)
+    ):
+        return True
+    original = error.orig if isinstance(error, sa.exc.DBAPIError) else error
+    if isinstance(original, sqlite3.OperationalError):
+        return any(words in str(original).lower() for words in _SQLITE_UNAVAILABLE)
     if isinstance(error, sa.exc.DBAPIError):
-        if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
-            return True
-        original = error.orig
-        if isinstance(original, sqlite3.OperationalError):
-            return any(words in str(original).lower() for words in _SQLITE_UNAVAILABLE)
         # asyncpg: the server refuses connections, is shutting down, or dropped ours.
         name = type(original).__name__ if original is not None else ""
         return isinstance(error, sa.exc.OperationalError) or name in {
@@ -81,8 +81,6 @@ def is_unavailable(error: BaseException) -> bool:
             "ConnectionFailureError",
             "TooManyConnectionsError",
         }
-    if isinstance(error, sqlite3.OperationalError):
-        return any(words in str(error).lower() for words in _SQLITE_UNAVAILABLE)
     return False
 
 
@@ -452,12 +450,14 @@ def _sqlite_engine(url: sa.URL, *, busy_timeout_ms: int) -> sa.Engine:
 
 def open_database(url: str) -> Database:
     """A Database for a plain URL (sqlite:///path.db, postgresql://user@host/db)."""
-    sa_url = make_url(async_database_url(url))
+    sa_url = make_url(url)
     if sa_url.get_backend_name() == "sqlite":
+        # The standard library's driver, on the event loop's thread (see SQLiteDatabase).
         sync_url = sa_url.set(drivername="sqlite")
         path = sync_url.database or ""
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return SQLiteDatabase(sync_url)
-    engine = create_async_engine(sa_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    async_url = sa_url.set(drivername="postgresql+asyncpg")
+    engine = create_async_engine(async_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     return PostgresDatabase(engine)
