@@ -1,4 +1,5 @@
-"""Reading JSON request bodies, for both APIs, in one place.
+"""JSON in and out of both APIs, in one place: reading request bodies, and encoding the
+answers that are made before a claim commits (`encode_strictly`).
 
 The site software posts `data=json.dumps(...)` with no Content-Type, so the compatible
 endpoints parse the bytes themselves (`json_object`). The native endpoints are
@@ -19,6 +20,12 @@ from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.values import check_json, quote
 
 _BODY_STATE = "obsrelay_json_body"
+
+
+def encode_strictly(value: Any) -> bytes:
+    """`value` as JSON bytes, or an error when it cannot be sent as valid JSON (NaN, a lone
+    surrogate): a claim encodes its answer this way before it commits."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def _refuse_constant(name: str) -> Any:

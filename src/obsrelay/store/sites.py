@@ -42,14 +42,17 @@ def register(conn: sa.Connection, name: str, created_ms: int, created_by: str) -
     return bool(conn.execute(_REGISTER[conn.dialect.name], params).rowcount)
 
 
+def _site_row(row: sa.Row[Any]) -> SiteRow:
+    return SiteRow(row.name, row.created_ms, row.created_by)
+
+
 def get_site(conn: sa.Connection, name: str) -> SiteRow | None:
     row = conn.execute(sa.select(sites).where(sites.c.name == name)).first()
-    return SiteRow(row.name, row.created_ms, row.created_by) if row else None
+    return _site_row(row) if row else None
 
 
 def list_sites(conn: sa.Connection) -> list[SiteRow]:
-    rows = conn.execute(sa.select(sites).order_by(sites.c.name))
-    return [SiteRow(row.name, row.created_ms, row.created_by) for row in rows]
+    return [_site_row(row) for row in conn.execute(sa.select(sites).order_by(sites.c.name))]
 
 
 def count_sites(conn: sa.Connection) -> int:

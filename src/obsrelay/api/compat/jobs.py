@@ -1,6 +1,5 @@
 """The hosted jobs service's endpoints under /jobs, as the site software and browser call them."""
 
-import json
 import logging
 from typing import Any
 
@@ -8,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api import longpoll
-from obsrelay.api.body import json_object, require
+from obsrelay.api.body import encode_strictly, json_object, require
 from obsrelay.api.compat.wire import parse_queue, parse_time_range_ms
 from obsrelay.api.deps import job_service
 from obsrelay.api.errors import response_for
@@ -16,7 +15,6 @@ from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensur
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import Unavailable
 from obsrelay.domain.jobs import (
-    STARTED,
     Job,
     NewJob,
     job_to_wire,
@@ -26,6 +24,7 @@ from obsrelay.domain.jobs import (
     validate_site,
     validate_ulid,
 )
+from obsrelay.domain.lifecycle import STARTED
 from obsrelay.services.jobs import JobService
 
 log = logging.getLogger("obsrelay.api")
@@ -45,10 +44,8 @@ ONE_DAY_MS = 24 * 3600 * 1000
 
 
 def wire_json(jobs: list[Job]) -> bytes:
-    """The jobs as the site software reads them, encoded strictly (no NaN, valid UTF-8)."""
-    return json.dumps(
-        [job_to_wire(job) for job in jobs], ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    """The jobs as the site software reads them."""
+    return encode_strictly([job_to_wire(job) for job in jobs])
 
 
 @router.post("/newjob", summary="Submit a job (from the web UI)")

@@ -1,12 +1,11 @@
 """The native job endpoints under /api/v1/sites/{site}/jobs and /api/v1/jobs/{ulid}."""
 
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from obsrelay.api import longpoll
-from obsrelay.api.body import StrictJsonRoute
+from obsrelay.api.body import StrictJsonRoute, encode_strictly
 from obsrelay.api.deps import job_service
 from obsrelay.api.permissions import (
     Commander,
@@ -59,12 +58,8 @@ def _after(after: str | None) -> str | None:
 
 
 def _claim_json(jobs: list[Job]) -> bytes:
-    """The claimed jobs' answer, encoded strictly (no NaN, valid UTF-8)."""
-    return json.dumps(
-        [JobOut.of(job).model_dump(mode="json") for job in jobs],
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
+    """The claimed jobs' answer."""
+    return encode_strictly([JobOut.of(job).model_dump(mode="json") for job in jobs])
 
 
 @router.post("", status_code=201, summary="Submit a job")
