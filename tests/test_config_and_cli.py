@@ -103,3 +103,18 @@ def test_serve_on_an_empty_directory_just_works(tmp_path):
         assert (tmp_path / "var" / "obsrelay.db").exists()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "left"), [("EXPOSING", 30), ("COMPLETE", None), ("EXPIRED", None)]
+)
+def test_the_cli_counts_down_only_unfinished_jobs(status, left):
+    import time
+
+    from obsrelay.cli_remote import _seconds_left
+    from obsrelay.client.models import Job, QueueStatus
+
+    now_ms = int(time.time() * 1000)
+    state = QueueStatus(status, 30, now_ms)
+    job = Job("U", "s", now_ms, "camera", "c1", "expose", {}, {}, "u", "u", state, state)
+    assert _seconds_left(job) == left

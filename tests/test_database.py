@@ -120,6 +120,70 @@ async def test_a_cancelled_caller_before_commit_stores_nothing(tmp_path, site):
         await db.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path):
+    """A database of its own, for a test that takes the schema back to an older revision."""
+    from tests.servers import fresh_postgres_database
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+async def test_claims_stored_as_history_sources_move_to_their_own_table(empty_database_url):
+    """Migration 0007: "claim:<id>" history sources (0004-0006) become rows of `claims`."""
+    from obsrelay.bus import MemoryBus
+    from obsrelay.domain.jobs import Queue
+    from obsrelay.services.jobs import JobService
+    from obsrelay.services.stream import EventLog
+    from tests.helpers import new_job
+
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    site = "migrated"
+    await db.write(_insert("01HZZZZZZZZZZZZZZZZZZZZZZ0", site))
+    await db.write(_insert("01HZZZZZZZZZZZZZZZZZZZZZZ1", site))
+
+    def back_to_0006(conn: sa.Connection) -> None:
+        conn.execute(sa.text("DROP TABLE claims"))
+        conn.execute(sa.text("CREATE INDEX ix_job_history_source ON job_history (source)"))
+        history = sa.text(
+            "INSERT INTO job_history (job_ulid, at_ms, queue, status, seconds_until_complete, "
+            "source) VALUES (:ulid, 5, :queue, 'RECEIVED', -1, :source)"
+        )
+        conn.execute(
+            history,
+            {"ulid": "01HZZZZZZZZZZZZZZZZZZZZZZ0", "queue": "primary", "source": "claim:attempt-1"},
+        )
+        conn.execute(
+            history, {"ulid": "01HZZZZZZZZZZZZZZZZZZZZZZ1", "queue": "alternate", "source": "site"}
+        )
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0006'"))
+
+    await db.write(back_to_0006)
+    await db.close()
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    try:
+        service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+        retried = await service.claim(site, Queue.PRIMARY, claim_id="attempt-1")
+        assert [job.ulid for job in retried] == ["01HZZZZZZZZZZZZZZZZZZZZZZ0"]
+        _, history = await service.find("01HZZZZZZZZZZZZZZZZZZZZZZ0")
+        assert [entry.source for entry in history if entry.status == "RECEIVED"] == ["site"]
+        # New claims are remembered in the new table.
+        fresh = await service.submit(new_job("migrated-2"))
+        taken = await service.claim("migrated-2", Queue.PRIMARY, claim_id="attempt-2")
+        assert [job.ulid for job in taken] == [fresh.job.ulid]
+        again = await service.claim("migrated-2", Queue.PRIMARY, claim_id="attempt-2")
+        assert [job.ulid for job in again] == [fresh.job.ulid]
+        other_queue = await service.claim("migrated-2", Queue.ALTERNATE, claim_id="attempt-2")
+        assert [job.ulid for job in other_queue] == [fresh.job.ulid]  # a claim of its own
+    finally:
+        await db.close()
+
+
 def test_an_outage_ends_only_with_a_success_that_began_after_it(caplog):
     # A request that was already past the database when it went away may succeed after the
     # first failure; it says nothing about now, and must not log a recovery (and a new outage).

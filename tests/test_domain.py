@@ -10,12 +10,12 @@ from obsrelay.domain.jobs import (
     Job,
     Queue,
     QueueState,
-    check_status_change,
     normalize_seconds,
     normalize_status,
     queues_to_cancel,
     validate_site,
 )
+from obsrelay.domain.lifecycle import Cause, may_change
 
 
 @pytest.mark.parametrize("name", ["mrc1", "mrc", "saf-2", "tst_x", "a.b", "A" * 64])
@@ -66,12 +66,17 @@ def test_bad_seconds(raw):
 
 
 def test_final_status_is_final():
-    assert check_status_change("J", Queue.PRIMARY, "RECEIVED", "STARTED")
-    assert check_status_change("J", Queue.PRIMARY, "STARTED", "COMPLETE")
-    assert not check_status_change("J", Queue.PRIMARY, "COMPLETE", "COMPLETE")
+    report = Cause.REPORT
+    assert may_change("J", Queue.PRIMARY, "RECEIVED", report, "STARTED")
+    assert may_change("J", Queue.PRIMARY, "STARTED", report, "COMPLETE")
+    assert not may_change("J", Queue.PRIMARY, "COMPLETE", report, "COMPLETE")
     for final in ("COMPLETE", "FAILED", "CANCELLED", "EXPIRED"):
-        with pytest.raises(Conflict):
-            check_status_change("J", Queue.PRIMARY, final, "STARTED")
+        with pytest.raises(Conflict, match="finished job cannot become STARTED"):
+            may_change("J", Queue.PRIMARY, final, report, "STARTED")
+    with pytest.raises(Conflict, match="send a stop command"):
+        may_change("J", Queue.PRIMARY, "EXPOSING", Cause.CANCEL, "CANCELLED")
+    with pytest.raises(Conflict, match="cannot go from EXPOSING to EXPIRED"):
+        may_change("J", Queue.PRIMARY, "EXPOSING", Cause.EXPIRE, "EXPIRED")
 
 
 def _job(primary: str, alternate: str) -> Job:

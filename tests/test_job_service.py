@@ -7,13 +7,9 @@ import pytest
 from obsrelay.domain.errors import Conflict, InvalidInput, NotFound
 from obsrelay.domain.jobs import (
     CANCEL_ALL_ACTION,
-    CANCELLED,
-    COMPLETE,
-    EXPIRED,
-    RECEIVED,
-    UNREAD,
     Queue,
 )
+from obsrelay.domain.lifecycle import CANCELLED, COMPLETE, EXPIRED, RECEIVED, UNREAD
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database

@@ -162,6 +162,9 @@ def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
             ('{"a": NaN, "b": "\\ud800x", "c": 1' + "0" * 30 + "}", '{"d": Infinity}', job["ulid"]),
         )
         conn.execute("UPDATE stream_events SET data = ? WHERE site = ?", ('{"x": NaN}', site))
+        # Back to the schema of revision 0005, which stored those rows.
+        conn.execute("DROP TABLE claims")
+        conn.execute("CREATE INDEX ix_job_history_source ON job_history (source)")
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
     server = start_server(url, tmp_path)
     try:

@@ -1,12 +1,14 @@
 """Property-based test of the job state machine on a real store (SQLite and PostgreSQL).
 
 Random sequences of submissions (some of them `cancel_all_commands`), claims, status
-reports and cancels on both queues are run against JobService and against a
-dictionary model. After every step the store must match the model, no queue may be in
-an invalid state, and every change must be in the history.
+reports, cancels and expiry on both queues are run against JobService and against a
+dictionary model whose every decision is read from lifecycle's TRANSITIONS table. After
+every step the store must match the model, and every step of every history must be a
+transition that the table allows to whoever caused it.
 """
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -17,7 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from obsrelay.bus import MemoryBus
 from obsrelay.domain.errors import Conflict
-from obsrelay.domain.jobs import CANCEL_ALL_ACTION, FINAL_STATUSES, Queue
+from obsrelay.domain.jobs import CANCEL_ALL_ACTION, Queue
+from obsrelay.domain.lifecycle import FINAL_STATUSES, TRANSITIONS, Cause, state_of
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import open_database
@@ -31,6 +34,20 @@ NORMAL = {
     "slewing": "SLEWING",
 }
 
+# Who a history entry's source names, and the causes open to them.
+CAUSES_OF = {
+    "site": {Cause.CLAIM, Cause.REPORT},
+    "user": {Cause.CANCEL},
+    "cancel_all": {Cause.CANCEL_ALL},
+    "expiry": {Cause.EXPIRE},
+}
+EXPIRY_MS = 60_000
+
+
+def allowed(current: str, cause: Cause, new: str) -> bool:
+    """The table's answer, read straight from it."""
+    return state_of(new) in TRANSITIONS[state_of(current)].get(cause, frozenset())
+
 
 def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
     class JobStateMachine(RuleBasedStateMachine):
@@ -39,7 +56,13 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             self.loop = asyncio.new_event_loop()
             self.db = open_database(database_url)
             self.run(self.db.upgrade())
-            self.service = JobService(self.db, EventLog(self.db, MemoryBus()))
+            self.now = 1_700_000_000_000
+            self.service = JobService(
+                self.db,
+                EventLog(self.db, MemoryBus()),
+                expiry_seconds=EXPIRY_MS / 1000,
+                clock_ms=lambda: self.now,
+            )
             self.site = f"sm-{uuid.uuid4().hex[:10]}"
             self.model: dict[str, dict[Queue, str]] = {}
             self.changes: dict[str, int] = {}
@@ -64,7 +87,7 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             if cancel_all:
                 for ulid, queues in self.model.items():
                     for queue, status in queues.items():
-                        if status not in FINAL_STATUSES:
+                        if allowed(status, Cause.CANCEL_ALL, "CANCELLED"):
                             self._set(ulid, queue, "CANCELLED")
                             changed.add(ulid)
             assert {job.ulid for job in submitted.cancelled} == changed
@@ -74,7 +97,9 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
         @rule(queue=st.sampled_from(Queue), limit=st.none() | st.integers(1, 3))
         def claim(self, queue: Queue, limit: int | None) -> None:
             claimed = self.run(self.service.claim(self.site, queue, limit))
-            unread = sorted(u for u, q in self.model.items() if q[queue] == "UNREAD")
+            unread = sorted(
+                u for u, q in self.model.items() if allowed(q[queue], Cause.CLAIM, "RECEIVED")
+            )
             expected = unread[:limit] if limit else unread
             assert [job.ulid for job in claimed] == expected
             for ulid in expected:
@@ -86,13 +111,14 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             ulid = data.draw(st.sampled_from(sorted(self.model)))
             current = self.model[ulid][queue]
             normal = NORMAL.get(status, status)
-            if current in FINAL_STATUSES and normal != current:
+            repeat = normal == current and current in FINAL_STATUSES  # no change at all
+            if not repeat and not allowed(current, Cause.REPORT, normal):
                 with pytest.raises(Conflict):
                     self.run(self.service.report_status(self.site, ulid, queue, status))
                 return
             job = self.run(self.service.report_status(self.site, ulid, queue, status))
             assert job.state(queue).status == normal
-            if current != normal or current not in FINAL_STATUSES:
+            if not repeat:
                 self._set(ulid, queue, normal)
 
         @precondition(lambda self: self.model)
@@ -100,15 +126,26 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
         def cancel(self, data: st.DataObject) -> None:
             ulid = data.draw(st.sampled_from(sorted(self.model)))
             states = self.model[ulid]
-            received = any(s != "UNREAD" and s not in FINAL_STATUSES for s in states.values())
-            unread = [q for q, s in states.items() if s == "UNREAD"]
-            if received or (not unread and "CANCELLED" not in states.values()):
+            open_ = {q: s for q, s in states.items() if s not in FINAL_STATUSES}
+            unread = [q for q, s in open_.items() if allowed(s, Cause.CANCEL, "CANCELLED")]
+            refused = len(unread) < len(open_)
+            if refused or (not unread and "CANCELLED" not in states.values()):
                 with pytest.raises(Conflict):
                     self.run(self.service.cancel(self.site, ulid, new_job(self.site).user))
                 return
             self.run(self.service.cancel(self.site, ulid, new_job(self.site).user))
             for queue in unread:
                 self._set(ulid, queue, "CANCELLED")
+
+        @rule(minutes=st.integers(0, 2))
+        def time_passes_and_expiry_runs(self, minutes: int) -> None:
+            self.now += minutes * 60_000
+            self.run(self.service.expire_stale())
+            for ulid, queues in self.model.items():
+                old = int(self.run(self.service.find(ulid))[0].created_ms) < self.now - EXPIRY_MS
+                for queue, status in queues.items():
+                    if old and allowed(status, Cause.EXPIRE, "EXPIRED"):
+                        self._set(ulid, queue, "EXPIRED")
 
         @invariant()
         def store_matches_model_and_history_is_complete(self) -> None:
@@ -125,8 +162,13 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
                     steps = [h.status for h in history if h.queue is queue]
                     assert steps[0] == "UNREAD" and "UNREAD" not in steps[1:]
                     assert steps[-1] == job.state(queue).status
-                    finals = [i for i, s in enumerate(steps) if s in FINAL_STATUSES]
-                    assert not finals or finals[0] == len(steps) - 1, "a final status changed"
+                    entries = [h for h in history if h.queue is queue]
+                    for before, entry in itertools.pairwise(entries):
+                        who = entry.source.split(":")[0]
+                        causes = CAUSES_OF[who]
+                        assert any(allowed(before.status, c, entry.status) for c in causes), (
+                            f"{before.status} -> {entry.status} by {entry.source}"
+                        )
 
     return JobStateMachine
 

@@ -92,6 +92,10 @@ def test_list_with_filters_and_cursor_paging(http: httpx.Client, site: str):
     http.post(f"/api/v1/sites/{site}/jobs/claim", json={"limit": 1})
     received = http.get(f"/api/v1/sites/{site}/jobs", params={"status": "received"}).json()
     assert [j["ulid"] for j in received["jobs"]] == ulids[:1]
+    http.post(f"/api/v1/sites/{site}/jobs/{ulids[0]}/status", json={"status": "COMPLETE"})
+    for written in ("COMPLETE", "COMPLETED", "completed"):  # the report's alias reads too
+        done = http.get(f"/api/v1/sites/{site}/jobs", params={"status": written}).json()
+        assert [j["ulid"] for j in done["jobs"]] == ulids[:1], written
 
 
 def test_the_two_apis_share_one_queue(http: httpx.Client, site: str):

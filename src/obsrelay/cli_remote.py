@@ -30,6 +30,7 @@ from obsrelay.client import (
     UserClient,
 )
 from obsrelay.config import parse_duration
+from obsrelay.domain.lifecycle import is_final
 
 jobs_app = typer.Typer(help="Submit, list, show, cancel and watch jobs.", no_args_is_help=True)
 logs_app = typer.Typer(help="Send and follow a site's user status messages.", no_args_is_help=True)
@@ -152,7 +153,7 @@ def _jobs_table(jobs: list[Job], title: str) -> Table:
 def _seconds_left(job: Job) -> int | None:
     """Seconds until complete as reported, counted down since the report."""
     state = job.primary
-    if state.seconds_until_complete < 0 or state.status in ("COMPLETE", "FAILED", "CANCELLED"):
+    if state.seconds_until_complete < 0 or is_final(state.status):
         return None
     passed = (time.time() * 1000 - state.updated_ms) / 1000
     return max(0, round(state.seconds_until_complete - passed))

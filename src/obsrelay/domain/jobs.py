@@ -2,14 +2,7 @@
 
 A job is a command from a person at the web UI to the software at one observatory
 site. It is read through two independent queues (primary and alternate); each queue
-has its own status:
-
-    UNREAD ──claim──► RECEIVED ──report──► any status the site reports ──► final
-       │                                  (STARTED, EXPOSING, ... free text)
-       └──cancel / expiry──► CANCELLED / EXPIRED (final)
-
-The final statuses are COMPLETE, FAILED, CANCELLED and EXPIRED. Once a queue reaches
-one, any different status on that queue is refused; the same one again is a no-op.
+has its own status, and changes it as the table in `lifecycle` allows.
 Pure: no I/O, no clock; callers pass the time in.
 """
 
@@ -20,16 +13,16 @@ from enum import StrEnum
 from typing import Any
 
 from obsrelay.domain.errors import Conflict, InvalidInput
+from obsrelay.domain.lifecycle import (
+    CANCELLED,
+    COMPLETE,
+    UNREAD,
+    Cause,
+    is_final,
+    may_change,
+)
 from obsrelay.domain.values import check_json, check_string, quote
 
-UNREAD = "UNREAD"
-RECEIVED = "RECEIVED"
-STARTED = "STARTED"
-COMPLETE = "COMPLETE"
-FAILED = "FAILED"
-CANCELLED = "CANCELLED"
-EXPIRED = "EXPIRED"
-FINAL_STATUSES = frozenset({COMPLETE, FAILED, CANCELLED, EXPIRED})
 # Names a site may report that mean one of ours.
 _STATUS_ALIASES = {"COMPLETED": COMPLETE, "CANCELED": CANCELLED}
 
@@ -41,7 +34,6 @@ MAX_NAME_LENGTH = 256
 MAX_SITE_LENGTH = 64
 _SITE_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
 _STATUS_PATTERN = re.compile(r"[A-Z0-9_ .:/-]+")
-_CLAIM_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # 26 characters of Crockford's base 32; the first at most 7 (128 bits).
 _ULID_PATTERN = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 MAX_WAIT_SECONDS = 25.0
@@ -77,7 +69,7 @@ class QueueState:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return is_final(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,16 +165,6 @@ def validate_ulid(value: object, field: str = "ulid") -> str:
     return ulid
 
 
-def validate_claim_id(value: object) -> str:
-    """A client's id for one claim: a retry with the same id gets the same jobs again."""
-    if not isinstance(value, str) or not _CLAIM_ID_PATTERN.fullmatch(value):
-        raise InvalidInput(
-            "'claim_id' must be 8 to 64 letters, digits, '-' or '_' "
-            "(a new random one per claim, the same one when retrying it)."
-        )
-    return value
-
-
 def parse_wait(value: object) -> tuple[float, bool]:
     """A long-poll's `wait` in seconds, clamped to MAX_WAIT_SECONDS; says if it was clamped."""
     if isinstance(value, str):
@@ -267,37 +249,20 @@ def normalize_seconds(value: object) -> int:
     return max(int(number), UNKNOWN_SECONDS)
 
 
-def check_status_change(ulid: str, queue: Queue, current: str, new: str) -> bool:
-    """Whether moving `queue` from `current` to `new` changes anything.
-
-    Returns False for a repeat of a final status (a no-op); raises Conflict for any
-    other change of a final status.
-    """
-    if current in FINAL_STATUSES:
-        if new == current:
-            return False
-        raise Conflict(
-            f"Job {ulid} is already {current} on the {queue} queue; "
-            f"a finished job cannot become {new}."
-        )
-    return True
-
-
 def queues_to_cancel(job: Job) -> list[Queue]:
     """The queues on which cancelling `job` sets CANCELLED (those still UNREAD).
 
     A job that a site has received and not finished may be running: cancelling it
-    silently would leave the telescope doing it, so that is refused. A job already
-    cancelled gives an empty list (cancelling twice is harmless).
+    silently would leave the telescope doing it, so that is refused. Finished queues
+    are left as they are; a job already cancelled gives an empty list (cancelling twice
+    is harmless).
     """
-    for queue in Queue:
-        state = job.state(queue)
-        if state.status != UNREAD and not state.is_final:
-            raise Conflict(
-                f"Job {job.ulid} was already received by the site ({state.status} on the "
-                f"{queue} queue); send a stop command to the device instead."
-            )
-    unread = [queue for queue in Queue if job.state(queue).status == UNREAD]
+    unread = [
+        queue
+        for queue in Queue
+        if not job.state(queue).is_final
+        and may_change(job.ulid, queue, job.state(queue).status, Cause.CANCEL, CANCELLED)
+    ]
     if not unread and CANCELLED not in (job.primary.status, job.alternate.status):
         raise Conflict(f"Job {job.ulid} has already finished ({job.primary.status}).")
     return unread

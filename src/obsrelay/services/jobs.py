@@ -17,11 +17,7 @@ from obsrelay.domain import jobs as rules
 from obsrelay.domain.errors import NotFound
 from obsrelay.domain.ids import MonotonicUlids, ulid_floor
 from obsrelay.domain.jobs import (
-    CANCELLED,
-    EXPIRED,
-    RECEIVED,
     UNKNOWN_SECONDS,
-    UNREAD,
     HistoryEntry,
     Identity,
     Job,
@@ -29,6 +25,7 @@ from obsrelay.domain.jobs import (
     Queue,
     QueueState,
 )
+from obsrelay.domain.lifecycle import CANCELLED, EXPIRED, RECEIVED, UNREAD, Cause, may_change
 from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
@@ -38,7 +35,7 @@ log = logging.getLogger("obsrelay.jobs")
 
 SOURCE_SITE = "site"
 SOURCE_EXPIRY = "expiry"
-SOURCE_CLAIM = "claim:"
+CLAIM_MEMORY_MS = 86_400_000
 
 
 def wall_clock_ms() -> int:
@@ -138,17 +135,13 @@ class JobService:
             if not new.is_cancel_all:
                 events = EventLog.append(conn, job.site, TOPIC_JOBS, [wire], now)
                 return Submitted(job, wire, events=events)
-            changed = queries.cancel_open_before(conn, new.site, job.ulid, now)
-            source = f"cancel_all:{job.ulid}"
-            queries.insert_history(
+            cancelled = queries.cancel_open_before(
                 conn,
-                (
-                    (ulid, HistoryEntry(now, queue, CANCELLED, UNKNOWN_SECONDS, source))
-                    for ulid, queues in changed.items()
-                    for queue in queues
-                ),
+                new.site,
+                job.ulid,
+                QueueState(CANCELLED, UNKNOWN_SECONDS, now),
+                f"cancel_all:{job.ulid}",
             )
-            cancelled = queries.get_jobs(conn, list(changed))
             return Submitted(job, wire, cancelled, _job_events(conn, [*cancelled, job], now))
 
         submitted = await self._db.write(store)
@@ -191,12 +184,10 @@ class JobService:
         """
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
-        source = SOURCE_SITE if claim_id is None else f"{SOURCE_CLAIM}{claim_id}"
 
         def probe(conn: sa.Connection) -> tuple[list[Job], bool]:
             if claim_id is not None:
-                taken = queries.jobs_with_history_source(conn, queue, source)
-                taken = [job for job in taken if job.site == site]
+                taken = queries.jobs_of_claim(conn, site, queue, claim_id)
                 if taken:
                     return taken, False
             return [], queries.has_unread(conn, site, queue, floor)
@@ -208,9 +199,12 @@ class JobService:
                 return taken, answer(taken)
 
         def mark_received(conn: sa.Connection) -> tuple[list[Job], T, list[StreamEvent]]:
+            received = QueueState(RECEIVED, UNKNOWN_SECONDS, now)
             claimed = queries.claim_unread(
-                conn, site, queue, floor_ulid=floor, now_ms=now, limit=limit
+                conn, site, queue, received, SOURCE_SITE, floor_ulid=floor, limit=limit
             )
+            if claim_id is not None:
+                queries.record_claim(conn, claim_id, queue, claimed, now)
             try:
                 answered = answer(claimed)
             except Exception:
@@ -220,13 +214,6 @@ class JobService:
                     site,
                 )
                 raise
-            queries.insert_history(
-                conn,
-                (
-                    (job.ulid, HistoryEntry(now, queue, RECEIVED, UNKNOWN_SECONDS, source))
-                    for job in claimed
-                ),
-            )
             return claimed, answered, _job_events(conn, claimed, now)
 
         claimed, answered, events = await self._db.write(mark_received)
@@ -251,10 +238,11 @@ class JobService:
 
         def update(conn: sa.Connection) -> tuple[Job, list[StreamEvent]]:
             job = _get_at_site(conn, site, ulid, for_update=True)
-            if not rules.check_status_change(ulid, queue, job.state(queue).status, new_status):
+            current = job.state(queue).status
+            if not may_change(ulid, queue, current, Cause.REPORT, new_status):
                 return job, []
             state = QueueState(new_status, seconds_until_complete, now)
-            job = queries.record_change(conn, ulid, queue, state, source)
+            job = queries.change_one(conn, ulid, queue, Cause.REPORT, state, source)
             return job, _job_events(conn, [job], now)
 
         job, events = await self._db.write(update)
@@ -271,7 +259,7 @@ class JobService:
             queues = rules.queues_to_cancel(job)
             for queue in queues:
                 state = QueueState(CANCELLED, UNKNOWN_SECONDS, now)
-                job = queries.record_change(conn, ulid, queue, state, source)
+                job = queries.change_one(conn, ulid, queue, Cause.CANCEL, state, source)
             return job, _job_events(conn, [job], now) if queues else []
 
         job, events = await self._db.write(cancel)
@@ -279,22 +267,27 @@ class JobService:
         return job
 
     async def expire_stale(self, batch: int = 500) -> int:
-        """Marks EXPIRED up to `batch` jobs per queue left UNREAD past the expiry time.
+        """Marks EXPIRED up to `batch` jobs per queue left UNREAD past the expiry time,
+        and forgets the claims too old to be retried.
 
         Bounded work per call; safe to run from several processes at once.
         """
-        if not self._expiry_ms:
-            return 0
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
 
         def expire(conn: sa.Connection) -> list[StreamEvent]:
+            # A client retries a lost claim until the server answers: remember it as long
+            # as a job may wait to be delivered, and at least a day.
+            queries.forget_claims_before(conn, now - max(self._expiry_ms, CLAIM_MEMORY_MS))
+            if not self._expiry_ms:
+                return []
             events = []
+            expired = QueueState(EXPIRED, UNKNOWN_SECONDS, now)
             for queue in Queue:
-                expired = queries.expire_unread_before(conn, queue, floor, now, batch)
-                entry = HistoryEntry(now, queue, EXPIRED, UNKNOWN_SECONDS, SOURCE_EXPIRY)
-                queries.insert_history(conn, ((job.ulid, entry) for job in expired))
-                events += _job_events(conn, expired, now)
+                changed = queries.expire_unread_before(
+                    conn, queue, floor, expired, SOURCE_EXPIRY, batch
+                )
+                events += _job_events(conn, changed, now)
             return events
 
         events = await self._db.write(expire)

@@ -11,39 +11,45 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from obsrelay.domain.jobs import (
-    CANCELLED,
-    EXPIRED,
-    FINAL_STATUSES,
-    RECEIVED,
-    UNKNOWN_SECONDS,
-    UNREAD,
-    HistoryEntry,
-    Identity,
-    Job,
-    Queue,
-    QueueState,
-)
-from obsrelay.store.schema import job_history, jobs
+from obsrelay.domain.jobs import HistoryEntry, Identity, Job, Queue, QueueState
+from obsrelay.domain.lifecycle import NAMED_STATUSES, UNREAD, Cause, State, leaves
+from obsrelay.store.schema import claims, job_history, jobs
 
 _INSERT_JOB = jobs.insert()
 _INSERT_HISTORY = job_history.insert()
-_UNREAD: sa.ColumnClause[str] = sa.literal_column(f"'{UNREAD}'")
-_FINAL: list[sa.ColumnClause[str]] = [
-    sa.literal_column(f"'{status}'") for status in sorted(FINAL_STATUSES)
-]
+_INSERT_CLAIM = claims.insert()
+
+
+def _literal(status: str) -> sa.ColumnClause[str]:
+    return sa.literal_column(f"'{status}'")
+
+
+_UNREAD = _literal(UNREAD)
 
 
 def _status(queue: Queue) -> sa.Column[Any]:
     return jobs.c[f"{queue}_status"]
 
 
-def _queue_values(queue: Queue, status: str, seconds: int, now_ms: int) -> dict[str, Any]:
+def _queue_values(queue: Queue, state: QueueState) -> dict[str, Any]:
     return {
-        f"{queue}_status": status,
-        f"{queue}_seconds": seconds,
-        f"{queue}_updated_ms": now_ms,
+        f"{queue}_status": state.status,
+        f"{queue}_seconds": state.seconds_until_complete,
+        f"{queue}_updated_ms": state.updated_ms,
     }
+
+
+def _leaving(queue: Queue, cause: Cause) -> sa.ColumnElement[bool]:
+    """The rows whose `queue` is in a state that `cause` may leave (lifecycle's table)."""
+    states = leaves(cause)
+    column = _status(queue)
+    if State.RUNNING in states:  # free text: all but the named states it may not leave
+        staying = sorted(NAMED_STATUSES - {state.value for state in states})
+        return column.not_in([_literal(status) for status in staying])
+    names = sorted(state.value for state in states)
+    if len(names) == 1:  # `=`, so that the partial index on UNREAD serves it
+        return column == _literal(names[0])
+    return column.in_([_literal(name) for name in names])
 
 
 def _picked(pick: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
@@ -91,23 +97,13 @@ def insert_job(conn: sa.Connection, job: Job) -> None:
             "user_id": job.user.user_id,
             "user_name": job.user.user_name,
             "user_roles": list(job.user.roles),
-            **_queue_values(
-                Queue.PRIMARY,
-                job.primary.status,
-                job.primary.seconds_until_complete,
-                job.primary.updated_ms,
-            ),
-            **_queue_values(
-                Queue.ALTERNATE,
-                job.alternate.status,
-                job.alternate.seconds_until_complete,
-                job.alternate.updated_ms,
-            ),
+            **_queue_values(Queue.PRIMARY, job.primary),
+            **_queue_values(Queue.ALTERNATE, job.alternate),
         },
     )
 
 
-def insert_history(conn: sa.Connection, entries: Iterable[tuple[str, HistoryEntry]]) -> None:
+def _insert_history(conn: sa.Connection, entries: Iterable[tuple[str, HistoryEntry]]) -> None:
     rows = [
         {
             "job_ulid": ulid,
@@ -139,25 +135,30 @@ def get_jobs(conn: sa.Connection, ulids: Sequence[str]) -> list[Job]:
     return [row_to_job(row) for row in conn.execute(query)]
 
 
-def jobs_with_history_source(conn: sa.Connection, queue: Queue, source: str) -> list[Job]:
-    """The jobs with a history entry on `queue` written by `source`, oldest first."""
-    ulids = sa.select(job_history.c.job_ulid).where(
-        job_history.c.source == source, job_history.c.queue == str(queue)
+def jobs_of_claim(conn: sa.Connection, site: str, queue: Queue, claim_id: str) -> list[Job]:
+    """The jobs of `site` that the claim `claim_id` took on `queue`, oldest first."""
+    taken = sa.select(claims.c.job_ulid).where(
+        claims.c.claim_id == claim_id, claims.c.queue == str(queue)
     )
-    query = sa.select(jobs).where(jobs.c.ulid.in_(ulids)).order_by(jobs.c.ulid)
+    query = sa.select(jobs).where(jobs.c.ulid.in_(taken), jobs.c.site == site).order_by(jobs.c.ulid)
     return [row_to_job(row) for row in conn.execute(query)]
 
 
-def set_queue_state(conn: sa.Connection, ulid: str, queue: Queue, state: QueueState) -> Job:
-    query = (
-        jobs.update()
-        .where(jobs.c.ulid == ulid)
-        .values(
-            **_queue_values(queue, state.status, state.seconds_until_complete, state.updated_ms)
-        )
-        .returning(*jobs.c)
-    )
-    return row_to_job((conn.execute(query)).one())
+def record_claim(
+    conn: sa.Connection, claim_id: str, queue: Queue, taken: Sequence[Job], at_ms: int
+) -> None:
+    """Remembers which jobs the claim `claim_id` took, for a retry of it."""
+    rows = [
+        {"claim_id": claim_id, "queue": str(queue), "job_ulid": job.ulid, "at_ms": at_ms}
+        for job in taken
+    ]
+    if rows:
+        conn.execute(_INSERT_CLAIM, rows)
+
+
+def forget_claims_before(conn: sa.Connection, at_ms: int) -> None:
+    """Drops claims older than `at_ms`: nobody retries a claim that old."""
+    conn.execute(claims.delete().where(claims.c.at_ms < at_ms))
 
 
 def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
@@ -177,99 +178,92 @@ def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
 _UNREAD_PROBES = {queue: _unread_probe(queue) for queue in Queue}
 
 
-def record_change(
-    conn: sa.Connection, ulid: str, queue: Queue, state: QueueState, source: str
-) -> Job:
-    """Sets one queue's state of a job and adds the change to its history."""
-    job = set_queue_state(conn, ulid, queue, state)
-    entry = HistoryEntry(
-        state.updated_ms, queue, state.status, state.seconds_until_complete, source
-    )
-    insert_history(conn, [(ulid, entry)])
-    return job
-
-
 def has_unread(conn: sa.Connection, site: str, queue: Queue, floor_ulid: str) -> bool:
     """Whether `site` has a deliverable job on `queue`: a cheap check before claiming."""
     found = conn.execute(_UNREAD_PROBES[queue], {"site": site, "floor": floor_ulid})
     return found.first() is not None
 
 
-def _take_unread(
+def change_status(
     conn: sa.Connection,
     queue: Queue,
+    cause: Cause,
+    to: QueueState,
+    source: str,
     where: list[sa.ColumnElement[bool]],
-    new_status: str,
-    now_ms: int,
-    limit: int | None,
+    *,
+    limit: int | None = None,
+    skip_locked: bool = False,
 ) -> list[Job]:
-    """Moves the oldest jobs UNREAD on `queue` that match `where` to `new_status`.
+    """The one way a stored status changes: moves `queue` of the jobs that match `where`,
+    and are in a state `cause` may leave, to `to`, and adds each change to the job's
+    history. Returns the changed jobs, oldest first.
 
-    One statement: the rows are picked and changed together, and on PostgreSQL rows
-    that a concurrent transaction holds are skipped, so no two take the same job.
-    Returns the changed jobs, oldest first.
+    With `skip_locked`, the oldest matching rows (at most `limit`) are picked and
+    changed in one statement, and on PostgreSQL rows that a concurrent transaction
+    holds are skipped, so no two pollers take the same job.
     """
-    pick = (
-        sa.select(jobs.c.ulid)
-        .where(_status(queue) == _UNREAD, *where)
-        .order_by(jobs.c.ulid)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    query = (
-        jobs.update()
-        .where(jobs.c.ulid.in_(_picked(pick)), _status(queue) == _UNREAD)
-        .values(**_queue_values(queue, new_status, UNKNOWN_SECONDS, now_ms))
-        .returning(*jobs.c)
-    )
-    taken = [row_to_job(row) for row in conn.execute(query)]
-    taken.sort(key=lambda job: job.ulid)
-    return taken
+    match = [_leaving(queue, cause), *where]
+    if skip_locked:
+        pick = (
+            sa.select(jobs.c.ulid)
+            .where(*match)
+            .order_by(jobs.c.ulid)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        match = [jobs.c.ulid.in_(_picked(pick)), _leaving(queue, cause)]
+    query = jobs.update().where(*match).values(**_queue_values(queue, to)).returning(*jobs.c)
+    changed = sorted((row_to_job(row) for row in conn.execute(query)), key=lambda job: job.ulid)
+    entry = HistoryEntry(to.updated_ms, queue, to.status, to.seconds_until_complete, source)
+    _insert_history(conn, ((job.ulid, entry) for job in changed))
+    return changed
+
+
+def change_one(
+    conn: sa.Connection, ulid: str, queue: Queue, cause: Cause, to: QueueState, source: str
+) -> Job:
+    """`change_status` for one job that the caller holds (read `for_update`) and checked."""
+    [job] = change_status(conn, queue, cause, to, source, [jobs.c.ulid == ulid])
+    return job
 
 
 def claim_unread(
     conn: sa.Connection,
     site: str,
     queue: Queue,
+    to: QueueState,
+    source: str,
     *,
     floor_ulid: str,
-    now_ms: int,
     limit: int | None = None,
 ) -> list[Job]:
-    """Marks `site`'s deliverable UNREAD jobs on `queue` RECEIVED; returns them, oldest first."""
+    """Moves `site`'s deliverable UNREAD jobs on `queue` to `to` (RECEIVED), oldest first."""
     where = [jobs.c.site == site, jobs.c.ulid >= floor_ulid]
-    return _take_unread(conn, queue, where, RECEIVED, now_ms, limit)
+    return change_status(conn, queue, Cause.CLAIM, to, source, where, limit=limit, skip_locked=True)
 
 
 def cancel_open_before(
-    conn: sa.Connection, site: str, before_ulid: str, now_ms: int
-) -> dict[str, list[Queue]]:
-    """Sets CANCELLED on every queue of `site`'s earlier jobs that is not final yet.
-
-    Returns, per changed job, the queues that changed.
-    """
-    changed: dict[str, list[Queue]] = {}
-    for queue in Queue:
-        query = (
-            jobs.update()
-            .where(
-                jobs.c.site == site,
-                jobs.c.ulid < before_ulid,
-                _status(queue).not_in(_FINAL),
-            )
-            .values(**_queue_values(queue, CANCELLED, UNKNOWN_SECONDS, now_ms))
-            .returning(jobs.c.ulid)
-        )
-        for (ulid,) in conn.execute(query):
-            changed.setdefault(ulid, []).append(queue)
-    return changed
+    conn: sa.Connection, site: str, before_ulid: str, to: QueueState, source: str
+) -> list[Job]:
+    """Cancels every queue of `site`'s jobs older than `before_ulid` that is still open."""
+    where = [jobs.c.site == site, jobs.c.ulid < before_ulid]
+    changed = [
+        job.ulid
+        for queue in Queue
+        for job in change_status(conn, queue, Cause.CANCEL_ALL, to, source, where)
+    ]
+    return get_jobs(conn, sorted(set(changed)))
 
 
 def expire_unread_before(
-    conn: sa.Connection, queue: Queue, floor_ulid: str, now_ms: int, limit: int
+    conn: sa.Connection, queue: Queue, floor_ulid: str, to: QueueState, source: str, limit: int
 ) -> list[Job]:
-    """Sets EXPIRED on up to `limit` jobs still UNREAD on `queue` and older than `floor_ulid`."""
-    return _take_unread(conn, queue, [jobs.c.ulid < floor_ulid], EXPIRED, now_ms, limit)
+    """Expires up to `limit` jobs still UNREAD on `queue` and older than `floor_ulid`."""
+    where = [jobs.c.ulid < floor_ulid]
+    return change_status(
+        conn, queue, Cause.EXPIRE, to, source, where, limit=limit, skip_locked=True
+    )
 
 
 def list_jobs(

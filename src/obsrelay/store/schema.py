@@ -62,8 +62,23 @@ job_history = sa.Table(
     sa.Column("seconds_until_complete", sa.Integer, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Index("ix_job_history_job", "job_ulid", "id"),
-    # A retried claim finds the jobs its first attempt took (source "claim:<id>").
-    sa.Index("ix_job_history_source", "source"),
+)
+
+# The jobs each identified claim took: a retry of a claim whose answer was lost finds
+# them here and gets the same jobs again (and takes no more).
+claims = sa.Table(
+    "claims",
+    metadata,
+    sa.Column("claim_id", sa.String(64), primary_key=True),
+    sa.Column("queue", sa.String(16), primary_key=True),
+    sa.Column(
+        "job_ulid",
+        sa.String(26),
+        sa.ForeignKey("jobs.ulid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_claims_at", "at_ms"),
 )
 
 messages = sa.Table(
