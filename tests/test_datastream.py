@@ -287,3 +287,73 @@ async def test_under_another_asgi_server_and_another_path(database_url: str, tmp
                 await websockets.connect(ws_url(server.url, f"site={site}"))  # not /datastream
     finally:
         server.stop()
+
+
+def _legacy_job_text(job: dict[str, Any], status: str, seconds: int, alternate: str) -> str:
+    """A job's legacy frame data, spelt out key by key: the order, the spacing and the
+    escaping are what the real front end and the hosted service's clients have seen."""
+    ulid, site = job["ulid"], job["site"]
+    return (
+        f'{{"site":"{site}","ulid":"{ulid}","statusId":"{status}#{ulid}",'
+        f'"timestamp_ms":{job["timestamp_ms"]},"deviceType":"camera",'
+        f'"deviceInstance":"camera1","action":"expose",'
+        f'"required_params":{{"time":30,"filter":"H\\u03b1","tiny":1e-300}},'
+        f'"optional_params":{{"note":"caf\\u00e9 \\"quoted\\""}},'
+        f'"user_name":"Ada Observer","user_id":"google-oauth2|1234","user_roles":["admin"],'
+        f'"secondsUntilComplete":{seconds},"alternateStatusId":"{alternate}#{ulid}",'
+        f'"alternateSecondsUntilComplete":-1}}'
+    )
+
+
+async def test_legacy_frames_are_pinned_byte_for_byte_for_every_event_kind(
+    server: ServerProcess, site: str
+):
+    params = {
+        "required_params": {"time": 30, "filter": "H\u03b1", "tiny": 1e-300},
+        "optional_params": {"note": 'café "quoted"'},
+    }
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        ws = await connect(server, f"site={site}")
+        await ws.send(subscribe_frame(site))
+        await asyncio.sleep(0.2)
+        await post_log(client, site, "Température 5 °C", level="WARN", timestamp=1700000000.25)
+        first = (await client.post("/jobs/newjob", content=raw(newjob_body(site, **params)))).json()
+        await client.post(
+            "/jobs/updatejobstatus",
+            content=raw(
+                {
+                    "site": site,
+                    "ulid": first["ulid"],
+                    "newStatus": "exposing",
+                    "secondsUntilComplete": 42,
+                }
+            ),
+        )
+        cancel = newjob_body(site, action="cancel_all_commands", **params)
+        everything = (await client.post("/jobs/newjob", content=raw(cancel))).json()
+        await client.post(
+            f"/api/v1/sites/{site}/events",
+            json={"topic": "sitestatus", "data": {"roof": "öffen", "temps": [1.5, -2]}},
+        )
+        texts = [await asyncio.wait_for(ws.recv(), 5) for _ in range(6)]
+        await ws.close()
+    head = int(json.loads(texts[0])["id"])
+    cancel_all = _legacy_job_text(everything, "UNREAD", -1, "UNREAD").replace(
+        '"action":"expose"', '"action":"cancel_all_commands"'
+    )
+    expected = [
+        f'{{"site":"{site}","topic":"userstatus","data":{{"site":"{site}",'
+        f'"message":"Temp\\u00e9rature 5 \\u00b0C","log_level":"warning",'
+        f'"timestamp":1700000000.25}},"id":"{head}"}}',
+        f'{{"site":"{site}","topic":"jobs","data":'
+        f'{_legacy_job_text(first, "UNREAD", -1, "UNREAD")},"id":"{head + 1}"}}',
+        f'{{"site":"{site}","topic":"jobs","data":'
+        f'{_legacy_job_text(first, "EXPOSING", 42, "UNREAD")},"id":"{head + 2}"}}',
+        # cancel_all_commands: the job it cancelled, then itself, in one transaction.
+        f'{{"site":"{site}","topic":"jobs","data":'
+        f'{_legacy_job_text(first, "CANCELLED", -1, "CANCELLED")},"id":"{head + 3}"}}',
+        f'{{"site":"{site}","topic":"jobs","data":{cancel_all},"id":"{head + 4}"}}',
+        f'{{"site":"{site}","topic":"sitestatus",'
+        f'"data":{{"roof":"\\u00f6ffen","temps":[1.5,-2]}}}}',
+    ]
+    assert texts == expected
