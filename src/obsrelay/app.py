@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from obsrelay import __version__
-from obsrelay.api import console, datastream, ops
+from obsrelay.api import console, ops
+from obsrelay.api.compat import datastream
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
