@@ -195,10 +195,16 @@ def test_private_reads(tmp_path, site):
             assert signed_in.status_code == 200, path
 
         async def sockets() -> None:
-            with pytest.raises(websockets.InvalidStatus):
-                await websockets.connect(ws_url(server.url, f"site={site}"))
-            ws = await websockets.connect(ws_url(server.url, f"site={site}&token={reader}"))
-            await ws.close()
+            native = ws_url(server.url, "", path=f"/api/v1/sites/{site}/stream")
+            for anonymous_url in (ws_url(server.url, f"site={site}"), native):
+                with pytest.raises(websockets.InvalidStatus):
+                    await websockets.connect(anonymous_url)
+            for url in (
+                ws_url(server.url, f"site={site}&token={reader}"),
+                native + f"token={reader}",
+            ):
+                ws = await websockets.connect(url)
+                await ws.close()
 
         asyncio.run(sockets())
     finally:
@@ -227,9 +233,15 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path, site):
         assert len(stored) == 3
 
         async def sockets() -> None:
-            open_ = [await websockets.connect(ws_url(server.url, f"site={site}")) for _ in range(2)]
-            with pytest.raises(websockets.InvalidStatus):
-                await websockets.connect(ws_url(server.url, f"site={site}"))
+            # One budget for both kinds of stream.
+            native = ws_url(server.url, "", path=f"/api/v1/sites/{site}/stream")
+            open_ = [
+                await websockets.connect(url)
+                for url in (ws_url(server.url, f"site={site}"), native)
+            ]
+            for url in (ws_url(server.url, f"site={site}"), native):
+                with pytest.raises(websockets.InvalidStatus):
+                    await websockets.connect(url)
             await open_[0].close()
             await asyncio.sleep(0.3)
             again = await websockets.connect(ws_url(server.url, f"site={site}"))

@@ -123,13 +123,15 @@ def test_user_client_reads_cancels_and_watches(server: ServerProcess, site: str)
             target=lambda: frames.extend(_take(user.watch(site, since=0), 6)), daemon=True
         )
         watcher.start()
-        client.post_message("live one")
+        posted = client.post_message("live one")
         client.complete(first.ulid)
         watcher.join(20)
         topics = [(frame.topic, frame.id) for frame in frames]
-        jobs_then_message = [("jobs", n) for n in range(1, 5)] + [("userstatus", 5)]
-        assert topics == [*jobs_then_message, ("jobs", 6)]
-        assert frames[4].data["message"] == "live one"
+        jobs_then_message = [("job", n) for n in range(1, 5)] + [("message", 5)]
+        assert topics == [*jobs_then_message, ("job", 6)]
+        # The stream's own shapes: the message with its id, the job as the API gives it.
+        assert frames[4].message == posted and frames[4].job is None
+        assert frames[5].job == user.job(first.ulid) and frames[5].message is None
 
 
 def _take(frames: Iterator[Frame], count: int) -> list[Frame]:

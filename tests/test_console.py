@@ -255,6 +255,9 @@ def test_auto_scroll_pauses_while_reading_back(
         expect(page.locator("#messages li").last).to_contain_text("after 3")
         page.wait_for_timeout(200)
         assert messages.evaluate(at_end)
+        # Two identical lines in the same second are two messages, and both are shown.
+        agent.post_messages([("twice", "info", 1790000000.0)] * 2)
+        expect(page.locator("#messages li")).to_have_count(85)
 
 
 def test_sign_in_with_a_token_and_the_site_remembered(

@@ -184,6 +184,38 @@ async def test_claims_stored_as_history_sources_move_to_their_own_table(empty_da
         await db.close()
 
 
+async def test_stream_events_in_the_legacy_form_are_expired_and_numbering_goes_on(
+    empty_database_url,
+):
+    """Migration 0008: stored events of the hosted wire form are deleted; the heads stay."""
+    from obsrelay.bus import MemoryBus
+    from obsrelay.services.messages import MessageService
+    from obsrelay.services.stream import TOPIC_MESSAGE, EventLog
+
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    site = "migrated"
+
+    def back_to_0007(conn: sa.Connection) -> None:
+        EventLog.append(conn, site, "jobs", ['{"statusId":"UNREAD#X"}'], 5)
+        EventLog.append(conn, site, "userstatus", ['{"log_level":"info"}'], 5)
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0007'"))
+
+    await db.write(back_to_0007)
+    await db.close()
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    try:
+        events = EventLog(db, MemoryBus())
+        assert await events.read_after(site, 0) == []
+        assert await events.head(site) == 2
+        await MessageService(db, events).post(site, "after the upgrade", "info", None)
+        (event,) = await events.read_after(site, 0)
+        assert (event.seq, event.topic) == (3, TOPIC_MESSAGE)
+    finally:
+        await db.close()
+
+
 def test_an_outage_ends_only_with_a_success_that_began_after_it(caplog):
     # A request that was already past the database when it went away may succeed after the
     # first failure; it says nothing about now, and must not log a recovery (and a new outage).

@@ -20,6 +20,7 @@ from obsrelay.api.middleware import AccessLog, BodySizeLimit, TrustedProxies
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
 from obsrelay.api.v1 import sites as v1_sites
+from obsrelay.api.v1 import stream as v1_stream
 from obsrelay.auth.access import Access
 from obsrelay.auth.calendar import Calendar
 from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
@@ -118,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
         await db.upgrade()
         bus = open_bus(settings.bus_url)
         events = EventLog(db, bus)
-        hub = Hub(events, datastream.render_frame)
+        hub = Hub(events)
         app.state.settings = settings
         app.state.db = db
         app.state.bus = bus
@@ -189,6 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(v1_jobs.by_ulid_router)
     app.include_router(v1_messages.router)
     app.include_router(v1_sites.router)
+    app.include_router(v1_stream.router)
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
     app.include_router(console.router)
     app.mount("/console", console.static_files(), name="console")

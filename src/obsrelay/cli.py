@@ -72,8 +72,8 @@ def serve(
     """Run the obsrelay server (creates or migrates the database first)."""
     import uvicorn
 
-    from obsrelay.api.compat.datastream import MAX_CLIENT_FRAME_BYTES
     from obsrelay.api.httpguard import guarded_protocol
+    from obsrelay.api.streaming import MAX_CLIENT_FRAME_BYTES
     from obsrelay.api.wsframes import FrameWriterProtocol
     from obsrelay.app import create_app
 

@@ -260,35 +260,6 @@ def jobs_cancel(
         out.print(f"Cancelled [bold]{job.ulid}[/bold] at {job.site}")
 
 
-def _job_of_frame(data: dict[str, Any]) -> Job:
-    """A job from its datastream (compatible wire) form."""
-
-    def state(status_id: str, seconds: int) -> dict[str, Any]:
-        return {
-            "status": status_id.split("#", 1)[0],
-            "seconds_until_complete": seconds,
-            "updated_ms": int(time.time() * 1000),
-        }
-
-    return Job.from_json(
-        {
-            "ulid": data["ulid"],
-            "site": data["site"],
-            "created_ms": data["timestamp_ms"],
-            "device": data["deviceType"],
-            "instance": data["deviceInstance"],
-            "action": data["action"],
-            "required_params": data["required_params"],
-            "optional_params": data["optional_params"],
-            "user": {"id": data["user_id"], "name": data["user_name"]},
-            "primary": state(data["statusId"], data["secondsUntilComplete"]),
-            "alternate": state(
-                data["alternateStatusId"], data.get("alternateSecondsUntilComplete", -1)
-            ),
-        }
-    )
-
-
 def _frames(relay: UserClient, site: str, since: int | None) -> Iterator[Frame]:
     with _errors_as_exit():
         yield from relay.watch(site, since)
@@ -310,8 +281,8 @@ def jobs_watch(
             jobs = {job.ulid: job for job in relay.jobs(site, limit=limit)}
         if as_json:
             for frame in _frames(relay, site, head):
-                if frame.topic == "jobs":
-                    _print_json(_job_json(_job_of_frame(frame.data)))
+                if frame.job:
+                    _print_json(_job_json(frame.job))
             return
 
         def table() -> Table:
@@ -321,9 +292,8 @@ def jobs_watch(
         try:
             with Live(table(), console=out, refresh_per_second=2) as live:
                 for frame in _frames(relay, site, head):
-                    if frame.topic == "jobs":
-                        job = _job_of_frame(frame.data)
-                        jobs[job.ulid] = job
+                    if frame.job:
+                        jobs[frame.job.ulid] = frame.job
                         live.update(table())
         except KeyboardInterrupt:
             pass
@@ -355,10 +325,6 @@ def _print_message(message: Message) -> None:
     out.print(line)
 
 
-def _message_of_frame(data: dict[str, Any]) -> Message:
-    return Message(data["site"], data["message"], data["log_level"], data["timestamp"])
-
-
 @logs_app.command("tail")
 def logs_tail(
     site: SiteOption,
@@ -380,18 +346,15 @@ def logs_tail(
             # The head first: whatever comes after it is followed, nothing falls between.
             head = relay.stream_head(site) if follow else 0
             recent = relay.messages(site, since=start)
-        seen = {(message.timestamp, message.message) for message in recent}
+        seen = {message.ulid for message in recent}
         for message in recent:
             show(message)
         if not follow:
             return
         try:
             for frame in _frames(relay, site, head):
-                if frame.topic != "userstatus":
-                    continue
-                message = _message_of_frame(frame.data)
-                if (message.timestamp, message.message) in seen:
-                    continue  # already shown from the list
-                show(message)
+                live = frame.message
+                if live is not None and live.ulid not in seen:  # not shown from the list
+                    show(live)
         except KeyboardInterrupt:
             pass

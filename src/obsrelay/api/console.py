@@ -45,7 +45,6 @@ class ConsoleConfig(BaseModel):
     version: str
     auth_mode: str
     public_read: bool
-    datastream_path: str
     oidc: OidcLogin | None
 
 
@@ -70,7 +69,6 @@ async def console_config(request: Request) -> ConsoleConfig:
         version=__version__,
         auth_mode=settings.auth_mode,
         public_read=settings.public_read or settings.auth_mode == "none",
-        datastream_path=settings.datastream_path,
         oidc=oidc,
     )
 

@@ -88,10 +88,12 @@ class Message:
 
 @dataclass(frozen=True)
 class Frame:
-    """One datastream frame: `id` is its number in the site's stream (None if live-only).
+    """One frame of a site's stream: `id` is its number in the site's stream (None for
+    a live-only event).
 
-    For topic "jobs" `data` is the job in the compatible wire form; for "userstatus"
-    it is `{"site", "message", "log_level", "timestamp"}`.
+    Topic "job" carries a job (`job`), "message" a message (`message`), in the same
+    shapes as the API's lists; any other topic is a live event, with its `data` as
+    posted.
     """
 
     site: str
@@ -102,4 +104,14 @@ class Frame:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Frame":
         number = data.get("id")
-        return cls(data["site"], data["topic"], data.get("data"), int(number) if number else None)
+        return cls(data["site"], data["topic"], data.get("data"), number)
+
+    @property
+    def job(self) -> Job | None:
+        """The job of a "job" frame, as it is now; None for other frames."""
+        return Job.from_json(self.data) if self.topic == "job" else None
+
+    @property
+    def message(self) -> Message | None:
+        """The message of a "message" frame; None for other frames."""
+        return Message.from_json(self.data) if self.topic == "message" else None

@@ -5,7 +5,8 @@ from obsrelay.client import UserClient
 with UserClient("https://relay.example.org", token) as relay:
     job = relay.submit("mrc1", "camera", "camera1", "expose", {"time": 30})
     for frame in relay.watch("mrc1"):
-        print(frame.topic, frame.data)
+        if frame.job:
+            print(frame.job.ulid, frame.job.status)
 """
 
 import json
@@ -36,11 +37,9 @@ class UserClient:
         token: str | None = None,
         *,
         timeout: httpx.Timeout = _http.DEFAULT_TIMEOUT,
-        datastream_path: str = "/datastream",
     ) -> None:
         self.server = server.rstrip("/")
         self.token = token
-        self.datastream_path = datastream_path
         self._http = httpx.Client(
             base_url=self.server, headers=_http.headers(token=token), timeout=timeout
         )
@@ -144,17 +143,17 @@ class UserClient:
         return [entry["site"] for entry in self._send("GET", "/api/v1/sites")["sites"]]
 
     def stream_head(self, site: str) -> int:
-        """The number of the site's newest datastream event."""
+        """The number of the site's newest stream event."""
         head: int = self._send("GET", f"/api/v1/sites/{site}/stream")["head"]
         return head
 
     def watch(
         self, site: str, since: int | None = None, *, reconnect: bool = True
     ) -> Iterator[Frame]:
-        """The site's datastream frames as they happen, from event `since` on (default:
-        from now); never ends. After a drop it reconnects with back-off and resumes
-        after the last frame it gave, so nothing is lost or repeated. With
-        `reconnect=False` a drop raises ServerUnavailable instead.
+        """The site's stream (its jobs as they change, its messages, its live events) as
+        it happens, from event `since` on (default: from now); never ends. After a drop
+        it reconnects with back-off and resumes after the last frame it gave, so nothing
+        is lost or repeated. With `reconnect=False` a drop raises ServerUnavailable.
         """
         position = self.stream_head(site) if since is None else since
         backoff = _http.Backoff()
@@ -173,21 +172,21 @@ class UserClient:
                 if error.response.status_code in (401, 403):
                     raise AuthenticationFailed(
                         error.response.status_code,
-                        f"The datastream of {site} refused the connection.",
+                        f"The stream of {site} refused the connection.",
                     ) from None
                 problem: Exception = error
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
                 problem = error
             if not reconnect:
-                raise ServerUnavailable(f"The datastream of {site} dropped: {problem!r}")
+                raise ServerUnavailable(f"The stream of {site} dropped: {problem!r}")
             pause = backoff.next()
-            log.info("datastream of %s dropped (%r); reconnecting in %.1f s", site, problem, pause)
+            log.info("stream of %s dropped (%r); reconnecting in %.1f s", site, problem, pause)
             time.sleep(pause)
 
     def _stream_url(self, site: str, since: int) -> str:
         scheme, rest = self.server.split("://", 1)
-        query = {"site": site, "since": str(since)}
+        query = {"since": str(since)}
         if self.token:
             query["token"] = self.token
         ws_scheme = "wss" if scheme == "https" else "ws"
-        return f"{ws_scheme}://{rest}{self.datastream_path}?{urlencode(query)}"
+        return f"{ws_scheme}://{rest}/api/v1/sites/{site}/stream?{urlencode(query)}"

@@ -91,6 +91,52 @@ class Job:
     def state(self, queue: Queue) -> QueueState:
         return self.primary if queue is Queue.PRIMARY else self.alternate
 
+    def to_data(self) -> dict[str, Any]:
+        """The job as plain data: obsrelay's own shape, which the native API serves and
+        the stream stores (`from_data` reads it back)."""
+        return {
+            "ulid": self.ulid,
+            "site": self.site,
+            "created_ms": self.created_ms,
+            "device": self.device_type,
+            "instance": self.device_instance,
+            "action": self.action,
+            "required_params": self.required_params,
+            "optional_params": self.optional_params,
+            "user": {
+                "id": self.user.user_id,
+                "name": self.user.user_name,
+                "roles": list(self.user.roles),
+            },
+            "primary": _state_data(self.primary),
+            "alternate": _state_data(self.alternate),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "Job":
+        user = data["user"]
+        return cls(
+            ulid=data["ulid"],
+            site=data["site"],
+            created_ms=data["created_ms"],
+            device_type=data["device"],
+            device_instance=data["instance"],
+            action=data["action"],
+            required_params=data["required_params"],
+            optional_params=data["optional_params"],
+            user=Identity(user["id"], user["name"], tuple(user["roles"])),
+            primary=QueueState(**data["primary"]),
+            alternate=QueueState(**data["alternate"]),
+        )
+
+
+def _state_data(state: QueueState) -> dict[str, Any]:
+    return {
+        "status": state.status,
+        "seconds_until_complete": state.seconds_until_complete,
+        "updated_ms": state.updated_ms,
+    }
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

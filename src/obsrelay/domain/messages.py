@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.values import check_string, quote
@@ -23,6 +24,21 @@ class Message:
     timestamp: float
     level: str
     message: str
+
+    def to_data(self) -> dict[str, Any]:
+        """The message as plain data: obsrelay's own shape, which the native API serves
+        and the stream stores (`from_data` reads it back)."""
+        return {
+            "ulid": self.ulid,
+            "site": self.site,
+            "message": self.message,
+            "level": self.level,
+            "timestamp": self.timestamp,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "Message":
+        return cls(data["ulid"], data["site"], data["timestamp"], data["level"], data["message"])
 
     def to_wire(self) -> dict[str, object]:
         """The shape both `recent-logs` and the datastream's `userstatus` frames carry."""

@@ -26,7 +26,7 @@ from obsrelay.domain.jobs import (
     QueueState,
 )
 from obsrelay.domain.lifecycle import CANCELLED, EXPIRED, RECEIVED, UNREAD, Cause, may_change
-from obsrelay.services.stream import TOPIC_JOBS, EventLog, StreamEvent, encode
+from obsrelay.services.stream import TOPIC_JOB, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
 
@@ -44,13 +44,9 @@ def wall_clock_ms() -> int:
 
 @dataclass(frozen=True)
 class Submitted:
-    """A new job, and the earlier jobs that it cancelled (for `cancel_all_commands`).
-
-    `job_json` is the job's wire form (`job_to_wire`) as JSON text, as streamed.
-    """
+    """A new job, and the earlier jobs that it cancelled (for `cancel_all_commands`)."""
 
     job: Job
-    job_json: str
     cancelled: list[Job] = field(default_factory=list)
     events: list[StreamEvent] = field(default_factory=list)
 
@@ -72,7 +68,7 @@ def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[Strea
         event
         for site, changed in by_site.items()
         for event in EventLog.append(
-            conn, site, TOPIC_JOBS, [encode(rules.job_to_wire(job)) for job in changed], now_ms
+            conn, site, TOPIC_JOB, [encode(job.to_data()) for job in changed], now_ms
         )
     ]
 
@@ -127,14 +123,14 @@ class JobService:
             alternate=unread,
         )
 
-        wire = encode(rules.job_to_wire(job))
+        data = encode(job.to_data())
 
         def store(conn: sa.Connection) -> Submitted:
             # The job's first history entries (UNREAD on both queues) are its own row.
             queries.insert_job(conn, job)
             if not new.is_cancel_all:
-                events = EventLog.append(conn, job.site, TOPIC_JOBS, [wire], now)
-                return Submitted(job, wire, events=events)
+                events = EventLog.append(conn, job.site, TOPIC_JOB, [data], now)
+                return Submitted(job, events=events)
             cancelled = queries.cancel_open_before(
                 conn,
                 new.site,
@@ -142,7 +138,7 @@ class JobService:
                 QueueState(CANCELLED, UNKNOWN_SECONDS, now),
                 f"cancel_all:{job.ulid}",
             )
-            return Submitted(job, wire, cancelled, _job_events(conn, [*cancelled, job], now))
+            return Submitted(job, cancelled, _job_events(conn, [*cancelled, job], now))
 
         submitted = await self._db.write(store)
         await self._events.announce(submitted.events, new_jobs_at=[job.site])

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from obsrelay.domain import messages as rules
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.messages import Message
-from obsrelay.services.stream import TOPIC_USERSTATUS, EventLog, StreamEvent, encode
+from obsrelay.services.stream import TOPIC_MESSAGE, EventLog, StreamEvent, encode
 from obsrelay.store import messages as queries
 from obsrelay.store.database import Database
 
@@ -71,8 +71,8 @@ class MessageService:
         def store(conn: sa.Connection) -> list[StreamEvent]:
             for message in batch:
                 queries.insert_message(conn, message)
-            wire = [encode(message.to_wire()) for message in batch]
-            return EventLog.append(conn, site, TOPIC_USERSTATUS, wire, now_ms)
+            data = [encode(message.to_data()) for message in batch]
+            return EventLog.append(conn, site, TOPIC_MESSAGE, data, now_ms)
 
         await self._events.announce(await self._db.write(store))
         return batch

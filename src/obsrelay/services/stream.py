@@ -1,5 +1,12 @@
-"""The datastream's events: appended to the store's log in the writing transaction,
+"""The stream's events: appended to the store's log in the writing transaction,
 announced on the bus after the commit, and fanned out by the Hub to subscribers.
+
+An event holds obsrelay's own shapes: a "job" event the job as it is now
+(`Job.to_data`), a "message" event the message with its id (`Message.to_data`).
+Each subscriber brings its own renderer, which makes the frame it sends: the
+compatible datastream renders the hosted service's frames (api/compat/datastream.py),
+the native stream its own (api/v1/stream.py). Each batch is rendered once per
+renderer in use, whatever the number of subscribers.
 
 The store is the truth and the bus only says "site X has event n": a Hub that misses
 a notification finds the event anyway on its next read (at the latest on the
@@ -23,9 +30,9 @@ from obsrelay.store.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("obsrelay.stream")
 
-TOPIC_JOBS = "jobs"
-TOPIC_USERSTATUS = "userstatus"
-OWN_TOPICS = frozenset({TOPIC_JOBS, TOPIC_USERSTATUS})
+TOPIC_JOB = "job"
+TOPIC_MESSAGE = "message"
+OWN_TOPICS = frozenset({TOPIC_JOB, TOPIC_MESSAGE})
 _PAGE = 500
 
 
@@ -115,10 +122,14 @@ class EventLog:
         return await self._db.write(lambda conn: queries.delete_events_before(conn, at_ms, batch))
 
 
+Render = Callable[[StreamEvent], bytes]
+
+
 class Subscriber(Protocol):
-    """A receiver of one site's events (a websocket connection)."""
+    """A receiver of one site's events (a websocket connection), and how it renders them."""
 
     site: str
+    render: Render
 
     def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
         """Takes events, in order, with their rendered frames, without waiting."""
@@ -133,28 +144,40 @@ class _Feed:
 
     site: str
     last_seq: int = 0
-    subscribers: set[Subscriber] = field(default_factory=set)
+    # By renderer: each batch is rendered once for all the subscribers that share one.
+    subscribers: dict[Render, set[Subscriber]] = field(default_factory=dict)
     reading: bool = False
     stale: bool = False
     # Live-only events that came while stored ones were being read: they follow those.
-    waiting_live: list[tuple[StreamEvent, bytes]] = field(default_factory=list)
+    waiting_live: list[StreamEvent] = field(default_factory=list)
+
+    def add(self, subscriber: Subscriber) -> None:
+        self.subscribers.setdefault(subscriber.render, set()).add(subscriber)
+
+    def discard(self, subscriber: Subscriber) -> None:
+        alike = self.subscribers.get(subscriber.render)
+        if alike is not None:
+            alike.discard(subscriber)
+            if not alike:
+                del self.subscribers[subscriber.render]
+
+    def fan_out(self, events: list[StreamEvent]) -> None:
+        """Gives `events` to every subscriber, rendered once per renderer."""
+        for render, alike in list(self.subscribers.items()):
+            batch = [(event, render(event)) for event in events]
+            for subscriber in list(alike):
+                subscriber.offer(batch)
 
 
 class Hub:
     """Fans a site's events out to this process's subscribers of that site.
 
     One read of the store per notification and site serves every subscriber; each
-    event is rendered (to the bytes subscribers send) once.
+    event is rendered (to the bytes subscribers send) once per renderer.
     """
 
-    def __init__(
-        self,
-        log_: EventLog,
-        render: Callable[[StreamEvent], bytes],
-        recheck_seconds: float = 1.0,
-    ) -> None:
+    def __init__(self, log_: EventLog, recheck_seconds: float = 1.0) -> None:
         self._log = log_
-        self._render = render
         self._recheck_seconds = recheck_seconds
         self._feeds: dict[str, _Feed] = {}
         self._opening: dict[str, asyncio.Future[_Feed]] = {}
@@ -187,12 +210,10 @@ class Hub:
                 self._read_soon(feed)
         elif isinstance(message.get("topic"), str):
             event = StreamEvent(feed.site, message["topic"], encode(message.get("data")))
-            frame = self._render(event)
             if feed.reading:
-                feed.waiting_live.append((event, frame))
+                feed.waiting_live.append(event)
                 return
-            for subscriber in list(feed.subscribers):
-                subscriber.offer([(event, frame)])
+            feed.fan_out([event])
 
     async def subscribe(self, subscriber: Subscriber, since: int | None = None) -> int:
         """Adds a subscriber to its site; with `since`, first replays the events after it.
@@ -202,14 +223,14 @@ class Hub:
         order, without a duplicate (the subscriber drops what it was already given).
         """
         feed = await self._feed(subscriber.site)
-        feed.subscribers.add(subscriber)
+        feed.add(subscriber)
         if since is None or since >= feed.last_seq:
             return max(feed.last_seq, since or 0)
         position = since
         while True:
             events = await self._log.read_after(feed.site, position, _PAGE)
             for event in events:
-                await subscriber.replay(event, self._render(event))
+                await subscriber.replay(event, subscriber.render(event))
             if events:
                 position = events[-1].seq or position
             if len(events) < _PAGE:
@@ -220,13 +241,13 @@ class Hub:
         self.unsubscribe(subscriber)
         subscriber.site = site
         feed = await self._feed(site)
-        feed.subscribers.add(subscriber)
+        feed.add(subscriber)
         return feed.last_seq
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         feed = self._feeds.get(subscriber.site)
         if feed is not None:
-            feed.subscribers.discard(subscriber)
+            feed.discard(subscriber)
             if not feed.subscribers and not feed.reading:
                 del self._feeds[feed.site]
 
@@ -266,9 +287,7 @@ class Hub:
                 feed.stale = False
                 events = await self._log.read_after(feed.site, feed.last_seq, _PAGE)
                 if events:
-                    batch = [(event, self._render(event)) for event in events]
-                    for subscriber in list(feed.subscribers):
-                        subscriber.offer(batch)
+                    feed.fan_out(events)
                     feed.last_seq = events[-1].seq or feed.last_seq
                 if len(events) < _PAGE and not feed.stale:
                     return
@@ -280,8 +299,7 @@ class Hub:
             feed.reading = False
             waiting, feed.waiting_live = feed.waiting_live, []
             if waiting:
-                for subscriber in list(feed.subscribers):
-                    subscriber.offer(waiting)
+                feed.fan_out(waiting)
             if not feed.subscribers and self._feeds.get(feed.site) is feed:
                 del self._feeds[feed.site]
 

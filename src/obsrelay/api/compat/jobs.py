@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api import longpoll
 from obsrelay.api.body import encode_strictly, json_object, require
-from obsrelay.api.compat.wire import parse_queue, parse_time_range_ms
+from obsrelay.api.compat.wire import legacy_json, parse_queue, parse_time_range_ms
 from obsrelay.api.deps import job_service
 from obsrelay.api.errors import response_for
 from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensure
@@ -74,7 +74,7 @@ async def newjob(
         user=actor.user,
     )
     submitted = await jobs.submit(new)
-    return Response(submitted.job_json, media_type="application/json")
+    return Response(legacy_json(job_to_wire(submitted.job)), media_type="application/json")
 
 
 @router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")

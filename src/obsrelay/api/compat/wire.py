@@ -1,5 +1,7 @@
-"""The hosted jobs service's loose inputs, read as its clients send them."""
+"""The hosted services' wire forms: their loose inputs read as their clients send them,
+and their JSON written as those clients have always seen it."""
 
+import json
 from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
@@ -8,6 +10,11 @@ from obsrelay.domain.values import quote
 
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
+
+
+def legacy_json(value: Any) -> str:
+    """JSON text as the hosted services wrote it: compact, non-ASCII escaped."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def parse_queue(body: dict[str, Any]) -> Queue:

@@ -59,7 +59,7 @@ def _after(after: str | None) -> str | None:
 
 def _claim_json(jobs: list[Job]) -> bytes:
     """The claimed jobs' answer."""
-    return encode_strictly([JobOut.of(job).model_dump(mode="json") for job in jobs])
+    return encode_strictly([job.to_data() for job in jobs])
 
 
 @router.post("", status_code=201, summary="Submit a job")

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from obsrelay.api.compat.datastream import LEGACY_TOPICS
 from obsrelay.domain.jobs import (
     MAX_NAME_LENGTH,
     MAX_SECONDS,
@@ -11,7 +12,6 @@ from obsrelay.domain.jobs import (
     MAX_WAIT_SECONDS,
     HistoryEntry,
     Job,
-    QueueState,
 )
 from obsrelay.domain.messages import LEVELS, MAX_MESSAGE_BYTES, Message
 from obsrelay.services.stream import OWN_TOPICS
@@ -64,14 +64,6 @@ class QueueStateOut(BaseModel):
     seconds_until_complete: int
     updated_ms: int
 
-    @classmethod
-    def of(cls, state: QueueState) -> "QueueStateOut":
-        return cls(
-            status=state.status,
-            seconds_until_complete=state.seconds_until_complete,
-            updated_ms=state.updated_ms,
-        )
-
 
 class UserOut(BaseModel):
     id: str
@@ -94,7 +86,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> "JobOut":
-        return cls(**_job_fields(job))
+        return cls.model_validate(job.to_data())
 
 
 class HistoryOut(BaseModel):
@@ -120,7 +112,9 @@ class JobDetailOut(JobOut):
 
     @classmethod
     def with_history(cls, job: Job, history: list[HistoryEntry]) -> "JobDetailOut":
-        return cls(**_job_fields(job), history=[HistoryOut.of(entry) for entry in history])
+        return cls.model_validate(
+            {**job.to_data(), "history": [HistoryOut.of(entry) for entry in history]}
+        )
 
 
 class JobPageOut(BaseModel):
@@ -165,13 +159,7 @@ class MessageOut(BaseModel):
 
     @classmethod
     def of(cls, message: Message) -> "MessageOut":
-        return cls(
-            ulid=message.ulid,
-            site=message.site,
-            message=message.message,
-            level=message.level,
-            timestamp=message.timestamp,
-        )
+        return cls.model_validate(message.to_data())
 
 
 class MessageBatchOut(BaseModel):
@@ -195,22 +183,6 @@ class EventIn(_Strict):
     @field_validator("topic")
     @classmethod
     def _not_ours(cls, topic: str) -> str:
-        if topic in OWN_TOPICS:
+        if topic in OWN_TOPICS or topic in LEGACY_TOPICS.values():
             raise ValueError(f"'{topic}' is obsrelay's own topic; post jobs or messages instead")
         return topic
-
-
-def _job_fields(job: Job) -> dict[str, Any]:
-    return {
-        "ulid": job.ulid,
-        "site": job.site,
-        "created_ms": job.created_ms,
-        "device": job.device_type,
-        "instance": job.device_instance,
-        "action": job.action,
-        "required_params": job.required_params,
-        "optional_params": job.optional_params,
-        "user": UserOut(id=job.user.user_id, name=job.user.user_name, roles=list(job.user.roles)),
-        "primary": QueueStateOut.of(job.primary),
-        "alternate": QueueStateOut.of(job.alternate),
-    }

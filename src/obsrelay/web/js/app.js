@@ -2,7 +2,7 @@
 // and across reloads), loads its jobs and messages and keeps them live.
 
 import { Api, ApiError, sitePath } from "./api.js";
-import { JobsPanel, jobFromApi, jobFromFrame } from "./jobs.js";
+import { JobsPanel, jobFromApi } from "./jobs.js";
 import { MessagesPanel } from "./messages.js";
 import { Stream } from "./stream.js";
 import { SubmitForm } from "./submit.js";
@@ -30,12 +30,11 @@ function showState(state) {
   connection.textContent = state === "reconnecting" ? "reconnecting…" : state;
 }
 
+// A frame of the native stream: the job as it is now, or the message with its id.
 function onFrame(frame) {
   if (frame.site !== site) return;
-  if (frame.topic === "jobs") jobs.upsert(jobFromFrame(frame.data));
-  else if (frame.topic === "userstatus") {
-    messages.add(frame.data.message, frame.data.log_level, frame.data.timestamp);
-  }
+  if (frame.topic === "job") jobs.upsert(jobFromApi(frame.data));
+  else if (frame.topic === "message") messages.add(frame.data);
 }
 
 async function openSite(name) {
@@ -150,7 +149,7 @@ function setUpSignIn() {
 
 async function start() {
   config = await api.get("/api/v1/console");
-  stream = new Stream(config.datastream_path, onFrame, showState);
+  stream = new Stream(onFrame, showState);
   setUpSignIn();
   if (config.auth_mode === "none") {
     showSignedIn(null);

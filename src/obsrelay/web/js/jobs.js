@@ -34,7 +34,7 @@ function queueState(status, seconds, atMs) {
   return { status, seconds, at: atMs };
 }
 
-// A job from the native API.
+// A job from the native API or stream.
 export function jobFromApi(data) {
   return {
     ulid: data.ulid,
@@ -47,27 +47,6 @@ export function jobFromApi(data) {
     user: data.user.name,
     primary: queueState(data.primary.status, data.primary.seconds_until_complete, data.primary.updated_ms),
     alternate: queueState(data.alternate.status, data.alternate.seconds_until_complete, data.alternate.updated_ms),
-  };
-}
-
-// A job from a datastream frame (the compatible wire form), as of now.
-export function jobFromFrame(data) {
-  const now = Date.now();
-  return {
-    ulid: data.ulid,
-    created_ms: data.timestamp_ms,
-    device: data.deviceType,
-    instance: data.deviceInstance,
-    action: data.action,
-    required_params: data.required_params || {},
-    optional_params: data.optional_params || {},
-    user: data.user_name,
-    primary: queueState(data.statusId.split("#")[0], data.secondsUntilComplete ?? -1, now),
-    alternate: queueState(
-      (data.alternateStatusId || "UNREAD#").split("#")[0],
-      data.alternateSecondsUntilComplete ?? -1,
-      now,
-    ),
   };
 }
 

@@ -50,18 +50,17 @@ export class MessagesPanel {
       if (after) query.set("after", after);
       const found = await this.api.get(`${sitePath(site, "/messages")}?${query}`);
       if (site !== this.site) return;
-      for (const message of found.messages) this.add(message.message, message.level, message.timestamp);
+      for (const message of found.messages) this.add(message);
       after = found.next_after;
       if (!after) break;
     }
     this.jumpToEnd();
   }
 
-  // A message from the stream (`log_level`) or the API (`level`); a repeat is ignored.
-  add(text, level, timestamp) {
-    const key = `${timestamp}|${level}|${text}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
+  // A message from the list or the stream; one seen already (by its id) is ignored.
+  add({ ulid, message: text, level, timestamp }) {
+    if (this.seen.has(ulid)) return;
+    this.seen.add(ulid);
     const line = document.createElement("li");
     line.className = `lv-${LEVELS.includes(level) ? level : "info"}`;
     line.dataset.level = level;

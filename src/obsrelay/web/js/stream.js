@@ -1,13 +1,13 @@
-// The datastream websocket of one site: reconnects after a drop with back-off and
-// resumes after the last event it had (`since`), so no line is lost or shown twice.
+// The native stream of one site (/api/v1/sites/{site}/stream): reconnects after a drop
+// with back-off and resumes after the last event it had (`since`), so no line is lost
+// or shown twice.
 
 const FIRST_PAUSE_MS = 1000;
 const LONGEST_PAUSE_MS = 10000;
 
 export class Stream {
   // onFrame(frame) for each frame; onState("connecting" | "live" | "reconnecting" | "offline").
-  constructor(path, onFrame, onState) {
-    this.path = path;
+  constructor(onFrame, onState) {
     this.onFrame = onFrame;
     this.onState = onState;
     this.socket = null;
@@ -52,9 +52,10 @@ export class Stream {
     }
     this.onState(state);
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = new URLSearchParams({ site: this.site, since: String(this.position) });
+    const query = new URLSearchParams({ since: String(this.position) });
     if (this.token) query.set("token", this.token);
-    const socket = new WebSocket(`${scheme}//${location.host}${this.path}?${query}`);
+    const path = `/api/v1/sites/${encodeURIComponent(this.site)}/stream`;
+    const socket = new WebSocket(`${scheme}//${location.host}${path}?${query}`);
     this.socket = socket;
     socket.onopen = () => {
       this.failures = 0;
@@ -68,9 +69,8 @@ export class Stream {
         return;
       }
       if (frame.id !== undefined) {
-        const number = Number(frame.id);
-        if (number <= this.position) return; // given already
-        this.position = number;
+        if (frame.id <= this.position) return; // given already
+        this.position = frame.id;
       }
       this.onFrame(frame);
     };
