@@ -314,36 +314,6 @@ def queues_to_cancel(job: Job) -> list[Queue]:
     return unread
 
 
-def status_id(job: Job, queue: Queue = Queue.PRIMARY) -> str:
-    """The hosted service's `statusId`: "{STATUS}#{ulid}"."""
-    return f"{job.state(queue).status}#{job.ulid}"
-
-
-def job_to_wire(job: Job) -> dict[str, Any]:
-    """A job with every key the site software and browser index (CONTRACT section 2).
-
-    `statusId` and `secondsUntilComplete` are the primary queue's; the alternate
-    queue's state is in `alternateStatusId` and `alternateSecondsUntilComplete`.
-    """
-    return {
-        "site": job.site,
-        "ulid": job.ulid,
-        "statusId": status_id(job, Queue.PRIMARY),
-        "timestamp_ms": job.created_ms,
-        "deviceType": job.device_type,
-        "deviceInstance": job.device_instance,
-        "action": job.action,
-        "required_params": job.required_params,
-        "optional_params": job.optional_params,
-        "user_name": job.user.user_name,
-        "user_id": job.user.user_id,
-        "user_roles": list(job.user.roles),
-        "secondsUntilComplete": job.primary.seconds_until_complete,
-        "alternateStatusId": status_id(job, Queue.ALTERNATE),
-        "alternateSecondsUntilComplete": job.alternate.seconds_until_complete,
-    }
-
-
 def _type_name(value: object) -> str:
     names = {
         type(None): "null",

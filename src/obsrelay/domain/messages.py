@@ -40,15 +40,6 @@ class Message:
     def from_data(cls, data: dict[str, Any]) -> "Message":
         return cls(data["ulid"], data["site"], data["timestamp"], data["level"], data["message"])
 
-    def to_wire(self) -> dict[str, object]:
-        """The shape both `recent-logs` and the datastream's `userstatus` frames carry."""
-        return {
-            "site": self.site,
-            "message": self.message,
-            "log_level": self.level,
-            "timestamp": self.timestamp,
-        }
-
 
 def normalize_level(value: object) -> str:
     """A level in any case; missing means info, WARN means warning."""

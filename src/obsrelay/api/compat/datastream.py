@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import WebSocket
 
-from obsrelay.api.compat.wire import legacy_json
+from obsrelay.api.compat.wire import job_to_wire, legacy_json, message_to_wire
 from obsrelay.api.permissions import credentials as credentials_of
 from obsrelay.api.streaming import (
     CLOSE_POLICY,
@@ -28,7 +28,7 @@ from obsrelay.api.streaming import (
 from obsrelay.api.wsframes import encode_text_frame
 from obsrelay.auth.access import Access, Action
 from obsrelay.domain.errors import InvalidInput, ObsrelayError
-from obsrelay.domain.jobs import Job, job_to_wire, validate_site
+from obsrelay.domain.jobs import Job, validate_site
 from obsrelay.domain.messages import Message
 from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, Hub, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
@@ -44,7 +44,7 @@ def _legacy_data(event: StreamEvent) -> tuple[str, str]:
         return LEGACY_TOPICS[TOPIC_JOB], legacy_json(job_to_wire(job))
     if event.topic == TOPIC_MESSAGE:
         message = Message.from_data(json.loads(event.data_json))
-        return LEGACY_TOPICS[TOPIC_MESSAGE], legacy_json(message.to_wire())
+        return LEGACY_TOPICS[TOPIC_MESSAGE], legacy_json(message_to_wire(message))
     return event.topic, event.data_json  # a live event goes out as it came
 
 

@@ -8,7 +8,12 @@ from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api import longpoll
 from obsrelay.api.body import encode_strictly, json_object, require
-from obsrelay.api.compat.wire import legacy_json, parse_queue, parse_time_range_ms
+from obsrelay.api.compat.wire import (
+    job_to_wire,
+    legacy_json,
+    parse_queue,
+    parse_time_range_ms,
+)
 from obsrelay.api.deps import job_service
 from obsrelay.api.errors import response_for
 from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensure
@@ -17,7 +22,6 @@ from obsrelay.domain.errors import Unavailable
 from obsrelay.domain.jobs import (
     Job,
     NewJob,
-    job_to_wire,
     normalize_seconds,
     validate_name,
     validate_params,

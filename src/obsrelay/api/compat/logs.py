@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from obsrelay.api.body import json_object, require
+from obsrelay.api.compat.wire import message_to_wire
 from obsrelay.api.deps import message_service
 from obsrelay.api.permissions import acting_as_site, ensure
 from obsrelay.auth.access import Action
@@ -33,7 +34,7 @@ async def newlog(
             body.get("log_level"),
             body.get("timestamp"),
         )
-    return JSONResponse(message.to_wire())
+    return JSONResponse(message_to_wire(message))
 
 
 @router.get("/recent-logs", summary="A site's messages newer than after_time (seconds)")
@@ -51,7 +52,7 @@ async def recent_logs(
     after = _seconds(after_time)
     await ensure(request, Action.READ, site)
     found = await messages.since(site, after)
-    return JSONResponse([message.to_wire() for message in found])
+    return JSONResponse([message_to_wire(message) for message in found])
 
 
 def _seconds(value: str | None) -> float | None:
