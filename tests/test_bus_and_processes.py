@@ -11,13 +11,14 @@ import httpx
 import pytest
 import websockets
 
+from obsrelay.bus import Committed, Live, Notice
 from obsrelay.bus.redis import RedisBus
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.servers import RedisProcess, ServerProcess, start_server, unavailable
 
 
 async def test_redis_bus_reaches_every_process(redis_url: str):
-    received: list[list[dict[str, Any]]] = [[], []]
+    received: list[list[Notice]] = [[], []]
     buses = [RedisBus(redis_url), RedisBus(redis_url)]
     try:
         for bus, inbox in zip(buses, received, strict=True):
@@ -27,13 +28,13 @@ async def test_redis_bus_reaches_every_process(redis_url: str):
         while not all(bus.healthy for bus in buses) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
-        await buses[0].publish({"site": "mrc1", "seq": 7})
-        await buses[1].publish({"site": "mrc1", "topic": "sitestatus", "data": [1]})
+        sent = [Committed("mrc1", 7, new_jobs=True), Live("mrc1", "sitestatus", [1])]
+        await buses[0].publish(sent[0])
+        await buses[1].publish(sent[1])
         while sum(map(len, received)) < 4 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         for inbox in received:
-            assert {"site": "mrc1", "seq": 7} in inbox
-            assert {"site": "mrc1", "topic": "sitestatus", "data": [1]} in inbox
+            assert sorted(inbox, key=repr) == sorted(sent, key=repr)
     finally:
         for bus in buses:
             await bus.close()
@@ -46,7 +47,7 @@ async def test_an_unreachable_redis_never_fails_a_publisher():
     await bus.start(lambda message: None)
     try:
         for _ in range(100):
-            await bus.publish({"site": "mrc1", "seq": 1})  # returns at once, raises nothing
+            await bus.publish(Committed("mrc1", 1))  # returns at once, raises nothing
         await asyncio.sleep(0.3)
         assert not bus.healthy
     finally:

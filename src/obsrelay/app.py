@@ -5,7 +5,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,6 +14,7 @@ from obsrelay.api import console, ops
 from obsrelay.api.compat import datastream
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
+from obsrelay.api.deps import Services
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
 from obsrelay.api.middleware import AccessLog, BodySizeLimit, TrustedProxies
 from obsrelay.api.v1 import jobs as v1_jobs
@@ -27,7 +27,7 @@ from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
 from obsrelay.auth.ratelimit import Limits, NewSiteBudget
 from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
-from obsrelay.bus import open_bus
+from obsrelay.bus import Notice, open_bus
 from obsrelay.config import Settings, load_settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
@@ -119,45 +119,45 @@ def create_app(settings: Settings) -> FastAPI:
         await db.upgrade()
         bus = open_bus(settings.bus_url)
         events = EventLog(db, bus)
-        hub = Hub(events)
-        app.state.settings = settings
-        app.state.db = db
-        app.state.bus = bus
-        app.state.events = events
-        app.state.hub = hub
-        waiters = JobWaiters(
-            settings.longpoll_recheck,
-            max_per_client=settings.max_waiting_per_client,
-            # "0": half the open-file limit, read at start (`obsrelay serve` has raised it).
-            max_total=settings.max_waiting or _half_the_open_file_limit(),
-        )
-        app.state.waiters = waiters
-        app.state.jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
-        app.state.messages = MessageService(
-            db, events, retention_seconds=settings.message_retention
-        )
+        jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
         access, closers = build_access(settings, db)
-        app.state.access = access
-        app.state.sockets_per_client = {}
+        services = Services(
+            settings=settings,
+            db=db,
+            bus=bus,
+            events=events,
+            hub=Hub(events),
+            waiters=JobWaiters(
+                jobs,
+                settings.longpoll_recheck,
+                max_per_client=settings.max_waiting_per_client,
+                # "0": half the open-file limit, read at start (`obsrelay serve` raised it).
+                max_total=settings.max_waiting or _half_the_open_file_limit(),
+            ),
+            jobs=jobs,
+            messages=MessageService(db, events, retention_seconds=settings.message_retention),
+            access=access,
+        )
+        app.state.services = services
         if settings.auth_mode == "none":
             log.warning(
                 "OBSRELAY_AUTH_MODE=none: no user is checked and anyone may command any "
                 "site. For local experiments only."
             )
-        await hub.start()
-        await waiters.start()
+        await services.hub.start()
+        await services.waiters.start()
 
-        def on_bus_message(message: dict[str, Any]) -> None:
-            hub.on_bus_message(message)
-            waiters.on_bus_message(message)
+        def on_notice(notice: Notice) -> None:
+            services.hub.on_notice(notice)
+            services.waiters.on_notice(notice)
 
-        await bus.start(on_bus_message)
+        await bus.start(on_notice)
         sweepers = [
             asyncio.create_task(
-                _sweep_forever("expiry", app.state.jobs.expire_stale, settings.sweep_interval)
+                _sweep_forever("expiry", jobs.expire_stale, settings.sweep_interval)
             ),
             asyncio.create_task(
-                _sweep_forever("retention", app.state.messages.forget_old, settings.sweep_interval)
+                _sweep_forever("retention", services.messages.forget_old, settings.sweep_interval)
             ),
         ]
         log.info("obsrelay %s ready on %s, bus %s", __version__, db.dialect, settings.bus_url)
@@ -168,9 +168,9 @@ def create_app(settings: Settings) -> FastAPI:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
-            waiters.close()
+            services.waiters.close()
             await bus.close()
-            await hub.close()
+            await services.hub.close()
             for close in closers:
                 await close()
             await db.close()

@@ -85,9 +85,9 @@ def serve(
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             # Long-polls end now, not after their wait: a restart takes no 25 s.
-            waiters = getattr(app.state, "waiters", None)
-            if waiters is not None:
-                waiters.close_threadsafe()
+            running = getattr(app.state, "services", None)
+            if running is not None:
+                running.waiters.close_threadsafe()
             super().handle_exit(sig, frame)
 
     server_config = uvicorn.Config(

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 
 from obsrelay import __version__
+from obsrelay.api.deps import services_of
 from obsrelay.api.permissions import user
 from obsrelay.api.v1.models import ERRORS, UserOut
-from obsrelay.config import Settings
 from obsrelay.domain.jobs import Identity
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -50,7 +50,7 @@ class ConsoleConfig(BaseModel):
 
 @router.get("/api/v1/console", summary="What the web console needs to know about this server")
 async def console_config(request: Request) -> ConsoleConfig:
-    settings: Settings = request.app.state.settings
+    settings = services_of(request).settings
     oidc = None
     if (
         settings.auth_mode == "oidc"

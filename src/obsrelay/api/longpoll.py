@@ -13,10 +13,10 @@ from typing import TypeVar
 from fastapi import Request
 from starlette.types import Receive
 
+from obsrelay.api.deps import services_of
 from obsrelay.api.errors import header_safe
 from obsrelay.domain.jobs import MAX_WAIT_SECONDS, Job, Queue, parse_wait
-from obsrelay.services.jobs import JobService
-from obsrelay.services.waiting import JobWaiters, Waiter
+from obsrelay.services.waiting import Waiter
 
 T = TypeVar("T")
 WAIT_HEADER = "X-Obsrelay-Wait"
@@ -59,8 +59,8 @@ async def claim(
     Returns `answer(jobs)`, made before the claim commits. Adds to `headers` when the
     request could not wait.
     """
-    jobs: JobService = request.app.state.jobs
-    waiters: JobWaiters = request.app.state.waiters
+    running = services_of(request)
+    jobs, waiters = running.jobs, running.waiters
     client = request.client.host if request.client else "-"
     refusal = waiters.admit(client) if wait > 0 else None
     if wait <= 0 or refusal is not None:
@@ -72,7 +72,7 @@ async def claim(
     watcher = asyncio.create_task(_notice_hang_up(request.receive, waiter))
     try:
         _, answered = await waiters.claim(
-            jobs, waiter, site, queue, answer, wait=wait, limit=limit, claim_id=claim_id
+            waiter, site, queue, answer, wait=wait, limit=limit, claim_id=claim_id
         )
         return answered
     finally:

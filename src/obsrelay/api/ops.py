@@ -9,9 +9,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from obsrelay.bus import Bus
-from obsrelay.config import Settings
-from obsrelay.store.database import Database
+from obsrelay.api.deps import services_of
 
 log = logging.getLogger("obsrelay.api")
 router = APIRouter(tags=["operations"])
@@ -24,7 +22,8 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz", summary="The server can reach its database")
 async def readyz(request: Request) -> JSONResponse:
-    db: Database = request.app.state.db
+    running = services_of(request)
+    db = running.db
     try:
         await db.ping()
     except Exception as error:
@@ -33,8 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "detail": "The database does not answer."},
             status_code=503,
         )
-    bus: Bus = request.app.state.bus
-    settings: Settings = request.app.state.settings
+    bus, settings = running.bus, running.settings
     return JSONResponse(
         {
             "status": "ok",

@@ -14,13 +14,13 @@ from fastapi import Depends, Path, Request
 from starlette.requests import HTTPConnection
 
 from obsrelay.api.body import require
+from obsrelay.api.deps import services_of
 from obsrelay.auth.access import Access, Action, Actor, Credentials
 from obsrelay.domain.jobs import Identity, validate_name, validate_roles, validate_site
 
 
 def access_of(connection: HTTPConnection) -> Access:
-    access: Access = connection.app.state.access
-    return access
+    return services_of(connection).access
 
 
 def credentials(connection: HTTPConnection) -> Credentials:

@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
+from obsrelay.api.deps import services_of
 from obsrelay.api.permissions import credentials as credentials_of
 from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, frame_writer_for
-from obsrelay.auth.access import Access, Action
+from obsrelay.auth.access import Action
 from obsrelay.domain.errors import ObsrelayError
 from obsrelay.domain.values import INT_MAX
 from obsrelay.services.stream import Hub, Render, StreamEvent
@@ -150,24 +151,23 @@ async def serve(
     """Checks the client may read `site` and has a socket to spare, then streams the site
     to it (replaying after `since`) until either side ends. A refusal before the
     handshake reaches the client as HTTP 403."""
-    app = websocket.app
-    access: Access = app.state.access
+    running = services_of(websocket)
     credentials = credentials_of(websocket)
     try:
-        await access.ensure(Action.READ, site, credentials)
+        await running.access.ensure(Action.READ, site, credentials)
     except (ObsrelayError, DatabaseUnavailable):
         await websocket.close(CLOSE_POLICY)
         return
-    sockets: dict[str, int] = app.state.sockets_per_client
+    sockets = running.sockets_per_client
     client = credentials.address
-    if sockets.get(client, 0) >= app.state.settings.max_sockets_per_client:
+    if sockets.get(client, 0) >= running.settings.max_sockets_per_client:
         log.warning("datastream: refused a connection from %s (too many open)", client)
         await websocket.close(CLOSE_POLICY)
         return
     sockets[client] = sockets.get(client, 0) + 1
     try:
-        max_buffer: int = app.state.settings.stream_buffer_bytes
-        await _stream(websocket, app.state.hub, site, since, render, on_text, max_buffer)
+        max_buffer = running.settings.stream_buffer_bytes
+        await _stream(websocket, running.hub, site, since, render, on_text, max_buffer)
     finally:
         sockets[client] -= 1
         if not sockets[client]:

@@ -1,12 +1,11 @@
 """The event bus: says "site X changed" to every server process. Never the only copy.
 
-`memory://` serves one process; `redis://` several. A message is a small JSON object:
-`{"site": ..., "seq": n}` after an event was committed to the store, or
-`{"site": ..., "topic": ..., "data": ...}` for a live-only event that is not stored.
+`memory://` serves one process; `redis://` several. What it carries is in notices.py.
 """
 
 from obsrelay.bus.base import Bus, BusHandler
 from obsrelay.bus.memory import MemoryBus
+from obsrelay.bus.notices import Committed, Live, Notice, Resync
 
 
 def open_bus(url: str) -> Bus:
@@ -18,4 +17,13 @@ def open_bus(url: str) -> Bus:
     return MemoryBus()
 
 
-__all__ = ["Bus", "BusHandler", "MemoryBus", "open_bus"]
+__all__ = [
+    "Bus",
+    "BusHandler",
+    "Committed",
+    "Live",
+    "MemoryBus",
+    "Notice",
+    "Resync",
+    "open_bus",
+]

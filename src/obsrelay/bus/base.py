@@ -1,20 +1,21 @@
 """What every bus does."""
 
 from collections.abc import Callable
-from typing import Any
 
-BusHandler = Callable[[dict[str, Any]], None]
+from obsrelay.bus.notices import Committed, Live, Notice
+
+BusHandler = Callable[[Notice], None]
 
 
 class Bus:
-    """Publishes notifications to every process's handler, including this one's."""
+    """Publishes notices to every process's handler, including this one's."""
 
     async def start(self, handler: BusHandler) -> None:
-        """Starts delivering every published message to `handler` (in the event loop)."""
+        """Starts delivering every published notice to `handler` (in the event loop)."""
         raise NotImplementedError
 
-    async def publish(self, message: dict[str, Any]) -> None:
-        """Sends `message`; never raises (a lost notification is recovered from the store)."""
+    async def publish(self, notice: Committed | Live) -> None:
+        """Sends `notice`; never raises (a lost notice is recovered from the store)."""
         raise NotImplementedError
 
     async def close(self) -> None:

@@ -1,9 +1,9 @@
 """The in-process bus, for one server process (the default)."""
 
 import asyncio
-from typing import Any
 
 from obsrelay.bus.base import Bus, BusHandler
+from obsrelay.bus.notices import Committed, Live
 
 
 class MemoryBus(Bus):
@@ -13,10 +13,10 @@ class MemoryBus(Bus):
     async def start(self, handler: BusHandler) -> None:
         self._handler = handler
 
-    async def publish(self, message: dict[str, Any]) -> None:
+    async def publish(self, notice: Committed | Live) -> None:
         if self._handler is not None:
             # Delivered on the next turn of the loop, as a networked bus would.
-            asyncio.get_running_loop().call_soon(self._handler, message)
+            asyncio.get_running_loop().call_soon(self._handler, notice)
 
     async def close(self) -> None:
         self._handler = None

@@ -8,14 +8,13 @@ every process re-reads the store on a short timer and when Redis comes back).
 
 import asyncio
 import contextlib
-import json
 import logging
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from obsrelay.bus.base import Bus, BusHandler
+from obsrelay.bus.notices import Committed, Live, Resync, decode, encode
 
 log = logging.getLogger("obsrelay.bus")
 CHANNEL = "obsrelay:events"
@@ -55,16 +54,18 @@ class RedisBus(Bus):
                 if outage:
                     log.warning("event bus: reconnected to Redis")
                     # Whatever was published meanwhile is in the store: say so.
-                    handler({"resync": True})
+                    handler(Resync())
                 outage, backoff = False, 0.1
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is None or message.get("type") != "message":
                         continue
                     try:
-                        handler(json.loads(message["data"]))
+                        notice = decode(message["data"])
                     except (ValueError, TypeError):
                         log.warning("event bus: ignored a malformed message")
+                        continue
+                    handler(notice)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as error:
@@ -78,10 +79,10 @@ class RedisBus(Bus):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def publish(self, message: dict[str, Any]) -> None:
+    async def publish(self, notice: Committed | Live) -> None:
         # When Redis is away and the backlog is full, drop it: the store has the events.
         with contextlib.suppress(asyncio.QueueFull):
-            self._outbox.put_nowait(json.dumps(message, separators=(",", ":")))
+            self._outbox.put_nowait(encode(notice))
 
     async def _send_forever(self) -> None:
         failing = False

@@ -150,13 +150,9 @@ class JobService:
         queue: Queue,
         limit: int | None = None,
         claim_id: str | None = None,
-        *,
-        expect_jobs: bool = False,
     ) -> list[Job]:
         """Marks `site`'s unread jobs on `queue` RECEIVED and returns them, oldest first."""
-        claimed, _ = await self.claim_and_answer(
-            site, queue, _no_answer, limit, claim_id, expect_jobs=expect_jobs
-        )
+        claimed, _ = await self.claim_and_answer(site, queue, _no_answer, limit, claim_id)
         return claimed
 
     async def claim_and_answer(
@@ -166,8 +162,6 @@ class JobService:
         answer: Callable[[list[Job]], T],
         limit: int | None = None,
         claim_id: str | None = None,
-        *,
-        expect_jobs: bool = False,
     ) -> tuple[list[Job], T]:
         """Marks `site`'s unread jobs on `queue` RECEIVED; returns them, oldest first, with
         `answer(jobs)`: what the client is sent.
@@ -176,7 +170,6 @@ class JobService:
         claim is rolled back: a job is never marked RECEIVED and then not sent.
         With `claim_id`, a retry of a claim whose answer was lost returns the jobs the
         first attempt took (and takes no more): a job is never lost between the two.
-        `expect_jobs` (a job was just submitted) skips the read that looks first.
         """
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
@@ -189,10 +182,9 @@ class JobService:
             return [], queries.has_unread(conn, site, queue, floor)
 
         # Most polls find nothing: answer those from a read, without a write transaction.
-        if claim_id is not None or not expect_jobs:
-            taken, unread = await self._db.read(probe)
-            if taken or not unread:
-                return taken, answer(taken)
+        taken, unread = await self._db.read(probe)
+        if taken or not unread:
+            return taken, answer(taken)
 
         def mark_received(conn: sa.Connection) -> tuple[list[Job], T, list[StreamEvent]]:
             received = QueueState(RECEIVED, UNKNOWN_SECONDS, now)

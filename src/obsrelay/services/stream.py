@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from obsrelay.bus import Bus
+from obsrelay.bus import Bus, Committed, Live, Notice, Resync
 from obsrelay.store import stream as queries
 from obsrelay.store.database import Database, DatabaseUnavailable
 
@@ -98,14 +98,11 @@ class EventLog:
                 newest[event.site] = max(newest.get(event.site, 0), event.seq)
         with_jobs = set(new_jobs_at)
         for site, seq in newest.items():
-            notice: dict[str, Any] = {"site": site, "seq": seq}
-            if site in with_jobs:
-                notice["jobs"] = True
-            await self._bus.publish(notice)
+            await self._bus.publish(Committed(site, seq, new_jobs=site in with_jobs))
 
     async def publish_live(self, site: str, topic: str, data: Any) -> None:
         """Sends an event that is not stored to the site's subscribers on every process."""
-        await self._bus.publish({"site": site, "topic": topic, "data": data})
+        await self._bus.publish(Live(site, topic, data))
 
     async def read_after(self, site: str, seq: int, limit: int = _PAGE) -> list[StreamEvent]:
         rows = await self._db.read(lambda conn: queries.events_after(conn, site, seq, limit))
@@ -194,26 +191,24 @@ class Hub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    def on_bus_message(self, message: dict[str, Any]) -> None:
+    def on_notice(self, notice: Notice) -> None:
         """The bus handler: reads the store for a stored event, passes a live one on."""
-        if message.get("resync"):
+        if isinstance(notice, Resync):
             for followed in self._feeds.values():
                 self._read_soon(followed)
             return
-        site = message.get("site")
-        feed = self._feeds.get(site) if isinstance(site, str) else None
+        feed = self._feeds.get(notice.site)
         if feed is None:
             return
-        if "seq" in message:
-            seq = message["seq"]
-            if isinstance(seq, int) and seq > feed.last_seq:
+        if isinstance(notice, Committed):
+            if notice.seq > feed.last_seq:
                 self._read_soon(feed)
-        elif isinstance(message.get("topic"), str):
-            event = StreamEvent(feed.site, message["topic"], encode(message.get("data")))
-            if feed.reading:
-                feed.waiting_live.append(event)
-                return
-            feed.fan_out([event])
+            return
+        event = StreamEvent(feed.site, notice.topic, encode(notice.data))
+        if feed.reading:
+            feed.waiting_live.append(event)
+            return
+        feed.fan_out([event])
 
     async def subscribe(self, subscriber: Subscriber, since: int | None = None) -> int:
         """Adds a subscriber to its site; with `since`, first replays the events after it.

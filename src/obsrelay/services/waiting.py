@@ -2,15 +2,16 @@
 
 A waiting claim is registered under its site before it looks for jobs, so a job that
 arrives while it looks still wakes it. Every process hears of every new job on the
-bus (`EventLog.announce` marks those notices with "jobs"), and a waiter also looks
+bus (`EventLog.announce` marks those notices `new_jobs`), and a waiter also looks
 again every `recheck_seconds`, so a lost notification costs at most that long.
 """
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from obsrelay.bus import Committed, Notice, Resync
 from obsrelay.domain.jobs import Job, Queue
 from obsrelay.services.jobs import JobService
 
@@ -23,8 +24,6 @@ class Waiter:
     def __init__(self) -> None:
         self.woken = asyncio.Event()
         self.hung_up = False
-        # Woken by a new job's notice (not the re-check): claim without looking first.
-        self.job_announced = False
 
     def hang_up(self) -> None:
         self.hung_up = True
@@ -40,8 +39,14 @@ class JobWaiters:
     """
 
     def __init__(
-        self, recheck_seconds: float = 1.0, *, max_per_client: int = 32, max_total: int = 512
+        self,
+        jobs: JobService,
+        recheck_seconds: float = 1.0,
+        *,
+        max_per_client: int = 32,
+        max_total: int = 512,
     ) -> None:
+        self._jobs = jobs
         self.recheck_seconds = recheck_seconds
         self.max_per_client = max_per_client
         self.max_total = max_total
@@ -77,14 +82,12 @@ class JobWaiters:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
 
-    def on_bus_message(self, message: dict[str, Any]) -> None:
-        """The bus handler: a site's job changed (or the bus came back), look again."""
-        if message.get("resync"):
+    def on_notice(self, notice: Notice) -> None:
+        """The bus handler: a site has a new job (or the bus came back), look again."""
+        if isinstance(notice, Resync):
             self._wake_all()
-        elif message.get("jobs"):
-            site = message.get("site")
-            for waiter in self._waiting.get(site, ()) if isinstance(site, str) else ():
-                waiter.job_announced = True
+        elif isinstance(notice, Committed) and notice.new_jobs:
+            for waiter in self._waiting.get(notice.site, ()):
                 waiter.woken.set()
 
     def close(self) -> None:
@@ -116,7 +119,6 @@ class JobWaiters:
 
     async def claim(
         self,
-        jobs: JobService,
         waiter: Waiter,
         site: str,
         queue: Queue,
@@ -137,11 +139,10 @@ class JobWaiters:
             while True:
                 # Cleared before looking: a wake-up during the look is not lost.
                 waiter.woken.clear()
-                announced, waiter.job_announced = waiter.job_announced, False
                 if waiter.hung_up:
                     return [], answer([])
-                claimed, answered = await jobs.claim_and_answer(
-                    site, queue, answer, limit, claim_id, expect_jobs=announced
+                claimed, answered = await self._jobs.claim_and_answer(
+                    site, queue, answer, limit, claim_id
                 )
                 remaining = deadline - loop.time()
                 if claimed or remaining <= 0 or self._closing:

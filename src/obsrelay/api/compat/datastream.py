@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import WebSocket
 
 from obsrelay.api.compat.wire import job_to_wire, legacy_json, message_to_wire
+from obsrelay.api.deps import services_of
 from obsrelay.api.permissions import credentials as credentials_of
 from obsrelay.api.streaming import (
     CLOSE_POLICY,
@@ -26,11 +27,11 @@ from obsrelay.api.streaming import (
     serve,
 )
 from obsrelay.api.wsframes import encode_text_frame
-from obsrelay.auth.access import Access, Action
+from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput, ObsrelayError
 from obsrelay.domain.jobs import Job, validate_site
 from obsrelay.domain.messages import Message
-from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, Hub, StreamEvent
+from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
 
 # The hosted service's names for obsrelay's own topics. No live event may use them.
@@ -76,15 +77,14 @@ async def _switch_site(connection: Connection, text: str) -> None:
     if site is None or site == connection.site:
         return
     websocket = connection.websocket
-    access: Access = websocket.app.state.access
+    running = services_of(websocket)
     try:
-        await access.ensure(Action.READ, site, credentials_of(websocket))
+        await running.access.ensure(Action.READ, site, credentials_of(websocket))
     except (ObsrelayError, DatabaseUnavailable):
         return  # not allowed to read that site (or not now): stay where it is
-    hub: Hub = websocket.app.state.hub
     connection.cursor = 0
     try:
-        connection.cursor = await hub.move(connection, site)
+        connection.cursor = await running.hub.move(connection, site)
     except DatabaseUnavailable:
         connection.end(CLOSE_TRY_AGAIN_LATER)
 
