@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.servers import fresh_postgres_database, start_server
+from tests.servers import fresh_postgres_database, register_site, start_server
 
 LONG_POLL_SITE = "bench-longpoll"
 POLLING_SITE = "bench-polling"
@@ -164,6 +164,8 @@ def main() -> None:
             backend = "PostgreSQL"
         server = start_server(database_url, Path(workdir))
         stack.callback(server.stop)
+        # Jobs go only to registered sites, as an operator registers them.
+        register_site(server.database_url, LONG_POLL_SITE, POLLING_SITE)
         longpolled, polled = asyncio.run(run(server.url, args.jobs, args.gap))
 
     print(f"submit-to-claim latency, {backend}, {args.jobs} jobs per site, same run")
