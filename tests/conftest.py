@@ -1,4 +1,5 @@
-"""Fixtures: databases on both backends, and real obsrelay servers to talk to over HTTP."""
+"""Fixtures: databases on both backends, the real app in this process (`app`, `http`),
+and real obsrelay server processes for what needs one (`server`)."""
 
 import os
 import uuid
@@ -12,6 +13,7 @@ from obsrelay.bus import MemoryBus
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
+from tests.inprocess import InProcessApp
 from tests.servers import (
     ServerProcess,
     fresh_postgres_database,
@@ -71,13 +73,23 @@ def site(request: pytest.FixtureRequest) -> str:
     name = f"site-{uuid.uuid4().hex[:10]}"
     for fixture in SERVER_FIXTURES:
         if fixture in request.fixturenames:
-            server: ServerProcess = request.getfixturevalue(fixture)
+            server: ServerProcess | InProcessApp = request.getfixturevalue(fixture)
             register_site(server.database_url, name)
     return name
 
 
-# The fixtures, here and in test modules, that give a running server.
-SERVER_FIXTURES = ("server", "console_server", "oidc_server", "local_server", "proxied")
+# The fixtures, here and in test modules, that give a running server or app.
+SERVER_FIXTURES = ("app", "server", "console_server", "oidc_server", "local_server", "proxied")
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """The real app in this process, once per backend (see tests/inprocess.py)."""
+    running = InProcessApp(database_url, tmp_path_factory.mktemp("app"), longpoll_recheck=25)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +105,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=20) as client:
+def http(app: InProcessApp) -> Iterator[httpx.Client]:
+    """A client of the in-process app."""
+    with app.client(timeout=20) as client:
         yield client
 
 

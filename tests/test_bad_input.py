@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs
 from tests.helpers import newjob_body, raw
-from tests.servers import ServerProcess
+from tests.inprocess import InProcessApp
 
 ULID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 
@@ -34,11 +34,11 @@ async def _counts(url: str) -> tuple[int, int, list[tuple[str, str, str]]]:
 
 
 @pytest.fixture
-def unchanged(server: ServerProcess) -> Iterator[None]:
+def unchanged(app: InProcessApp) -> Iterator[None]:
     """Asserts that the test leaves every stored job and history row as it was."""
-    before = asyncio.run(_counts(server.database_url))
+    before = asyncio.run(_counts(app.database_url))
     yield
-    assert asyncio.run(_counts(server.database_url)) == before, "a refused request changed data"
+    assert asyncio.run(_counts(app.database_url)) == before, "a refused request changed data"
 
 
 def _sentence(response: httpx.Response) -> str:
@@ -202,16 +202,16 @@ def test_status_updates_bad_input(http, unchanged, path, body, status, words):
         ("<script>", "may hold only"),
     ],
 )
-def test_updatejobstatus_bad_status_leaves_job_alone(http, server, site, status, words):
+def test_updatejobstatus_bad_status_leaves_job_alone(http, app, site, status, words):
     job = http.post("/jobs/newjob", content=raw(newjob_body(site))).json()
     with_status = {"site": site, "ulid": job["ulid"]}
     if status is not None:
         with_status["newStatus"] = status
-    before = asyncio.run(_counts(server.database_url))
+    before = asyncio.run(_counts(app.database_url))
     response = http.post("/jobs/updatejobstatus", content=raw(with_status))
     assert response.status_code == 400
     assert words.lower() in _sentence(response).lower()
-    assert asyncio.run(_counts(server.database_url)) == before
+    assert asyncio.run(_counts(app.database_url)) == before
 
 
 @pytest.mark.parametrize(

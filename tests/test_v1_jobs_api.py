@@ -1,4 +1,4 @@
-"""The native job API under /api/v1, against a real server."""
+"""The native job API under /api/v1, against the real app."""
 
 from typing import Any
 

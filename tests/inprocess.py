@@ -1,0 +1,116 @@
+"""The real app in this process: the same settings, store, bus and middleware as a
+server process, without the process.
+
+`InProcessApp` runs the app, lifespan and all, on an event loop of its own thread, as
+a server would, and hands out httpx clients that reach it through
+`httpx.ASGITransport`. A sync test uses `client()`; an async test `async_client()`,
+whose requests run on the app's loop too, so nothing of the app ever runs on the
+test's loop. Where a test needs several processes, restarts, a websocket, a client
+that hangs up, or a browser, it starts a real server instead (tests/servers.py).
+"""
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from obsrelay.app import create_app
+from obsrelay.config import Settings
+
+T = TypeVar("T")
+
+# What tests/servers.py gives a server process: anybody acts, as fast as they like.
+TEST_SETTINGS = {
+    "auth_mode": "none",
+    "rate_jobs": 100000,
+    "rate_messages": 100000,
+    "rate_events": 100000,
+    "rate_updates": 100000,
+    "new_sites_per_client": 100000,
+}
+
+
+class InProcessApp:
+    """The app on its own loop thread; `close` runs its shutdown."""
+
+    def __init__(self, database_url: str, workdir: Path, **settings: Any) -> None:
+        self.database_url = database_url
+        self.settings = Settings(
+            database_url=database_url,
+            data_dir=str(workdir / "var"),
+            **{**TEST_SETTINGS, **settings},
+        )
+        self.app = create_app(self.settings)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._stop: asyncio.Event | None = None
+        self._lifespan: Future[None] = asyncio.run_coroutine_threadsafe(
+            self._run_lifespan(started := asyncio.Event()), self._loop
+        )
+        self._call(started.wait())
+
+    async def _run_lifespan(self, started: asyncio.Event) -> None:
+        self._stop = asyncio.Event()
+        async with self.app.router.lifespan_context(self.app):
+            started.set()
+            await self._stop.wait()
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(60)
+
+    def client(self, **options: Any) -> httpx.Client:
+        """A sync client of the app (like `httpx.Client(base_url=server.url)`)."""
+        return httpx.Client(transport=_SyncBridge(self), base_url="http://obsrelay.test", **options)
+
+    def async_client(self, **options: Any) -> httpx.AsyncClient:
+        """An async client of the app, for async tests."""
+        return httpx.AsyncClient(
+            transport=_AsyncBridge(self), base_url="http://obsrelay.test", **options
+        )
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Runs the request through httpx.ASGITransport on the app's loop, body read."""
+        transport = httpx.ASGITransport(app=self.app)
+        response = await transport.handle_async_request(request)
+        body = await response.aread()
+        return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        with contextlib.suppress(Exception):
+            self._lifespan.result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+class _SyncBridge(httpx.BaseTransport):
+    def __init__(self, app: InProcessApp) -> None:
+        self._app = app
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # the body, whole, before it crosses to the app's loop
+        return self._app._call(self._app._send(request))
+
+
+class _AsyncBridge(httpx.AsyncBaseTransport):
+    def __init__(self, app: InProcessApp) -> None:
+        self._app = app
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        future = asyncio.run_coroutine_threadsafe(self._app._send(request), self._app._loop)
+        return await asyncio.wrap_future(future)
+
+
+@contextlib.asynccontextmanager
+async def async_client_of(app: InProcessApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.async_client(timeout=20) as client:
+        yield client
