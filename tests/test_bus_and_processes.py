@@ -28,7 +28,10 @@ async def test_redis_bus_reaches_every_process(redis_url: str):
         while not all(bus.healthy for bus in buses) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
-        sent = [Committed("mrc1", 7, new_jobs=True), Live("mrc1", "sitestatus", [1])]
+        sent: list[Committed | Live] = [
+            Committed("mrc1", 7, new_jobs=True),
+            Live("mrc1", "sitestatus", [1]),
+        ]
         await buses[0].publish(sent[0])
         await buses[1].publish(sent[1])
         while sum(map(len, received)) < 4 and time.monotonic() < deadline:  # noqa: ASYNC110
