@@ -78,6 +78,7 @@ async def _collect(ws: Any, into: list[dict[str, Any]], until: int, wait: float)
             continue
 
 
+@pytest.mark.slow
 async def test_two_servers_act_as_one_through_a_redis_restart(
     postgres_url: str, private_redis: RedisProcess, tmp_path, site: str
 ):

@@ -210,6 +210,7 @@ def test_a_bad_site_key_is_an_authentication_error(server: ServerProcess, site: 
         client.claim(wait=0)
 
 
+@pytest.mark.slow
 def test_jobs_iterator_survives_a_server_restart(tmp_path: Path, site: str):
     """Jobs before, during (queued in the store) and after a restart: each exactly once."""
     port = free_port()

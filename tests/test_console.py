@@ -24,6 +24,8 @@ from tests.servers import (
     unavailable,
 )
 
+pytestmark = pytest.mark.slow  # a browser
+
 OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 
 CHROMIUM = os.environ.get("OBSRELAY_TEST_CHROMIUM", "/usr/bin/chromium")

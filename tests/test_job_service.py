@@ -150,6 +150,7 @@ async def test_recent_and_paging(jobs: JobService, site):
     assert [j.ulid for j in received.jobs] == ulids[:1]
 
 
+@pytest.mark.slow
 async def test_twenty_pollers_race_over_six_hundred_jobs(jobs: JobService, site):
     """Jobs arrive while 20 pollers claim small batches: each is delivered exactly once."""
     total = 600

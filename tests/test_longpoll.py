@@ -174,6 +174,7 @@ async def test_a_bad_wait_is_refused_with_a_sentence(
         assert bad_id.status_code == 422
 
 
+@pytest.mark.slow
 async def test_long_poll_across_two_processes_on_postgres_and_redis(
     postgres_url: str, redis_url: str, tmp_path: Path, site: str
 ):
@@ -237,6 +238,7 @@ async def test_the_recheck_finds_a_job_whose_notice_never_came(
         second.stop()
 
 
+@pytest.mark.slow
 async def test_stopping_the_server_ends_the_waits(tmp_path: Path, site: str):
     server = start_server(None, tmp_path)
     async with httpx.AsyncClient(base_url=server.url, timeout=WAIT + 10) as client:

@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import assert_wire_job, newjob_body
 from tests.servers import ServerProcess, start_server
 
+pytestmark = pytest.mark.slow  # a race over two processes
+
 # Enough for every poller to contend on every round; more only takes longer.
 TOTAL_JOBS = 600
 POLLERS = 20

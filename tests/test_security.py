@@ -263,6 +263,7 @@ def from_address(address: str) -> dict[str, str]:
     return {"X-Forwarded-For": address}
 
 
+@pytest.mark.slow
 def test_a_flood_cannot_make_the_real_site_lose_messages(proxied, site):
     attacker = from_address("203.0.113.66")
     with httpx.Client(base_url=proxied.url, headers=attacker) as flood:
@@ -575,6 +576,7 @@ def test_unknown_and_known_jobs_look_the_same_to_who_may_not_read_them(tmp_path,
 # 7. A failing database is a 503, logged once.
 
 
+@pytest.mark.slow
 def test_a_database_outage_is_a_503_logged_once(postgres_url, tmp_path, site):
     from sqlalchemy.engine import make_url
 

@@ -173,6 +173,7 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
     return JobStateMachine
 
 
+@pytest.mark.slow
 def test_job_state_machine(database_url: str) -> None:
     machine = make_machine(database_url)
     machine.TestCase.settings = settings(
