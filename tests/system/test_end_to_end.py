@@ -19,7 +19,7 @@ from tests.servers import ServerProcess, last_line, run_obsrelay, start_server
 
 pytestmark = pytest.mark.slow  # real processes, the CLI and the example site agent
 
-AGENT = Path(__file__).resolve().parent.parent / "examples" / "site_agent.py"
+AGENT = Path(__file__).resolve().parents[2] / "examples" / "site_agent.py"
 SITE = "e2e-site"
 
 

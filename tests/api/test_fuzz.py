@@ -86,7 +86,7 @@ def check(store: Store, send: Any) -> httpx.Response:
 
 def short_waits(body: Any) -> Any:
     """The body with a long-poll `wait` cut to a tenth of a second: a claim that waits
-    would spend the budget idle (waiting is tested in test_longpoll.py)."""
+    would spend the budget idle (waiting is tested in tests/api/test_longpoll.py)."""
     wait = body.get("wait") if isinstance(body, dict) else None
     if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 0.1:
         return {**body, "wait": 0.1}

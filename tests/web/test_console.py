@@ -31,7 +31,7 @@ OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 CHROMIUM = os.environ.get("OBSRELAY_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(
     os.environ.get(
-        "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "screenshots"
     )
 )
 DESKTOP = {"width": 1400, "height": 900}
