@@ -25,9 +25,9 @@ from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs, messages, site_keys, sites, stream_events
 from tests.inprocess import InProcessApp
 
-# Seconds each of the two fuzzers may take, per backend: in this process, some thousands
-# of requests.
-BUDGET_SECONDS = 6.0
+# The fuzzers are bounded by their number of examples (a few hundred each, per backend);
+# this is only a safety net on a machine much slower than expected.
+BUDGET_SECONDS = 60.0
 
 
 def fuzz_settings(max_examples: int) -> settings:
@@ -110,7 +110,7 @@ def test_schemathesis_against_the_openapi(app: InProcessApp, store: Store, site:
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     deadline = Deadline(BUDGET_SECONDS)
-    per_operation = max(5, 300 // len(operations))
+    per_operation = max(3, 150 // len(operations))
     tried = 0
     try:
         for operation in operations:
@@ -209,7 +209,7 @@ def test_generated_bodies_for_the_compatible_endpoints(app: InProcessApp, store:
     client = app.client(timeout=10)
     tried = 0
 
-    @fuzz_settings(500)
+    @fuzz_settings(400)
     @given(
         path=st.sampled_from(sorted(_KEYS)),
         values=st.dictionaries(

@@ -9,6 +9,7 @@ transition that the table allows to whoever caused it.
 
 import asyncio
 import itertools
+import os
 import uuid
 from typing import Any
 
@@ -177,7 +178,7 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
 def test_job_state_machine(database_url: str) -> None:
     machine = make_machine(database_url)
     machine.TestCase.settings = settings(
-        max_examples=40,
+        max_examples=int(os.environ.get("SM_EXAMPLES", "40")),
         stateful_step_count=25,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
