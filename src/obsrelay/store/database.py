@@ -56,6 +56,8 @@ class DatabaseUnavailable(Exception):
     """The database did not answer; the request may be tried again shortly."""
 
 
+_CLOSE_SECONDS = 2.0
+
 # Messages of SQLite errors that mean the database cannot be used now, not a bug.
 _SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
 
@@ -203,7 +205,13 @@ class PostgresDatabase(Database):
         await self.write(migrate)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        # A pooled connection to a server that went away can take seconds each to close
+        # politely: bounded, then dropped, so that a restart after an outage is prompt.
+        try:
+            await asyncio.wait_for(self.engine.dispose(), _CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("the database did not answer while closing; its connections were dropped")
+            await self.engine.dispose(close=False)
 
 
 class _Pending:
@@ -459,5 +467,13 @@ def open_database(url: str) -> Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return SQLiteDatabase(sync_url)
     async_url = sa_url.set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(async_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(
+        async_url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # A server that does not answer a new connection within 5 s is away: the
+        # request gets its 503 then, not after asyncpg's default of a minute.
+        connect_args={"timeout": 5},
+    )
     return PostgresDatabase(engine)
