@@ -110,7 +110,7 @@ def test_schemathesis_against_the_openapi(app: InProcessApp, store: Store, site:
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     deadline = Deadline(BUDGET_SECONDS)
-    per_operation = max(3, 150 // len(operations))
+    per_operation = max(3, 100 // len(operations))
     tried = 0
     try:
         for operation in operations:
@@ -209,7 +209,7 @@ def test_generated_bodies_for_the_compatible_endpoints(app: InProcessApp, store:
     client = app.client(timeout=10)
     tried = 0
 
-    @fuzz_settings(400)
+    @fuzz_settings(250)
     @given(
         path=st.sampled_from(sorted(_KEYS)),
         values=st.dictionaries(

@@ -151,9 +151,9 @@ async def test_recent_and_paging(jobs: JobService, site):
 
 
 @pytest.mark.slow
-async def test_twenty_pollers_race_over_six_hundred_jobs(jobs: JobService, site):
+async def test_twenty_pollers_race_over_three_hundred_jobs(jobs: JobService, site):
     """Jobs arrive while 20 pollers claim small batches: each is delivered exactly once."""
-    total = 600
+    total = 300
     producer_done = asyncio.Event()
     delivered: list[str] = []
 

@@ -605,11 +605,11 @@ def test_a_database_outage_is_a_503_logged_once(postgres_url, tmp_path, site):
     try:
         with ThreadPoolExecutor(4) as pool:
             loads = [pool.submit(load) for _ in range(4)]
-            time.sleep(1)
+            time.sleep(0.5)
             proxy.cut()
-            time.sleep(3)
+            time.sleep(1.5)
             proxy.restore()
-            time.sleep(3)
+            time.sleep(2)
             stop = True
             for done in loads:
                 done.result()
