@@ -213,9 +213,10 @@ def test_es256_tokens_and_key_rotation(oidc_server, provider, site):
     provider.add_ec("k2")  # the provider publishes a new key and signs with it
     rotated = submit(oidc_server, site, provider.token(kid="k2"))
     assert rotated.status_code == 200, rotated.text
-    # A storm of tokens with made-up key ids costs at most one fetch per interval.
+    # A storm of tokens with made-up key ids costs at most one fetch per interval
+    # (counted on the storm's own length: a busy machine may take more than one).
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    fetches = provider.fetches
+    fetches, started = provider.fetches, time.monotonic()
     for n in range(20):
         forged = jwt.encode(
             {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 600},
@@ -224,7 +225,8 @@ def test_es256_tokens_and_key_rotation(oidc_server, provider, site):
             headers={"kid": f"made-up-{n}"},
         )
         assert submit(oidc_server, site, forged).status_code == 401
-    assert provider.fetches - fetches <= 1
+    intervals = 1 + int(time.monotonic() - started)  # the JWKS interval here is 1 s
+    assert provider.fetches - fetches <= intervals < 20
     assert submit(oidc_server, site, provider.token(kid="k1")).status_code == 200
 
 
