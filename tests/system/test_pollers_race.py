@@ -55,7 +55,9 @@ async def test_twenty_pollers_over_two_servers(server, second_server, site):
                 return
             await asyncio.sleep(0.02)
 
-    limits = httpx.Limits(max_connections=40)
+    # Idle connections are let go before the server's keep-alive closes them (5 s), so
+    # that no request is sent on a connection the server is closing at that moment.
+    limits = httpx.Limits(max_connections=40, keepalive_expiry=2)
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as first,
         httpx.AsyncClient(base_url=second_server.url, timeout=30, limits=limits) as second,
