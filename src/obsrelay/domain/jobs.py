@@ -92,8 +92,8 @@ class Job:
         return self.primary if queue is Queue.PRIMARY else self.alternate
 
     def to_data(self) -> dict[str, Any]:
-        """The job as plain data: obsrelay's own shape, which the native API serves and
-        the stream stores (`from_data` reads it back)."""
+        """The job as plain data: obsrelay's own shape, which the native API serves, the
+        stream stores, and the compatible API translates (api/compat/wire.py)."""
         return {
             "ulid": self.ulid,
             "site": self.site,
@@ -111,23 +111,6 @@ class Job:
             "primary": _state_data(self.primary),
             "alternate": _state_data(self.alternate),
         }
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Job":
-        user = data["user"]
-        return cls(
-            ulid=data["ulid"],
-            site=data["site"],
-            created_ms=data["created_ms"],
-            device_type=data["device"],
-            device_instance=data["instance"],
-            action=data["action"],
-            required_params=data["required_params"],
-            optional_params=data["optional_params"],
-            user=Identity(user["id"], user["name"], tuple(user["roles"])),
-            primary=QueueState(**data["primary"]),
-            alternate=QueueState(**data["alternate"]),
-        )
 
 
 def _state_data(state: QueueState) -> dict[str, Any]:

@@ -26,8 +26,8 @@ class Message:
     message: str
 
     def to_data(self) -> dict[str, Any]:
-        """The message as plain data: obsrelay's own shape, which the native API serves
-        and the stream stores (`from_data` reads it back)."""
+        """The message as plain data: obsrelay's own shape, which the native API serves,
+        the stream stores, and the compatible API translates (api/compat/wire.py)."""
         return {
             "ulid": self.ulid,
             "site": self.site,
@@ -35,10 +35,6 @@ class Message:
             "level": self.level,
             "timestamp": self.timestamp,
         }
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "Message":
-        return cls(data["ulid"], data["site"], data["timestamp"], data["level"], data["message"])
 
 
 def normalize_level(value: object) -> str:

@@ -29,8 +29,7 @@ from obsrelay.api.streaming import (
 from obsrelay.api.wsframes import encode_text_frame
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput, ObsrelayError
-from obsrelay.domain.jobs import Job, validate_site
-from obsrelay.domain.messages import Message
+from obsrelay.domain.jobs import validate_site
 from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
 
@@ -41,10 +40,9 @@ LEGACY_TOPICS = {TOPIC_JOB: "jobs", TOPIC_MESSAGE: "userstatus"}
 def _legacy_data(event: StreamEvent) -> tuple[str, str]:
     """The event's topic and data (JSON text) as the hosted datastream sent them."""
     if event.topic == TOPIC_JOB:
-        job = Job.from_data(json.loads(event.data_json))
-        return LEGACY_TOPICS[TOPIC_JOB], legacy_json(job_to_wire(job))
+        return LEGACY_TOPICS[TOPIC_JOB], legacy_json(job_to_wire(json.loads(event.data_json)))
     if event.topic == TOPIC_MESSAGE:
-        message = Message.from_data(json.loads(event.data_json))
+        message = json.loads(event.data_json)
         return LEGACY_TOPICS[TOPIC_MESSAGE], legacy_json(message_to_wire(message))
     return event.topic, event.data_json  # a live event goes out as it came
 

@@ -49,7 +49,7 @@ ONE_DAY_MS = 24 * 3600 * 1000
 
 def wire_json(jobs: list[Job]) -> bytes:
     """The jobs as the site software reads them."""
-    return encode_strictly([job_to_wire(job) for job in jobs])
+    return encode_strictly([job_to_wire(job.to_data()) for job in jobs])
 
 
 @router.post("/newjob", summary="Submit a job (from the web UI)")
@@ -78,7 +78,8 @@ async def newjob(
         user=actor.user,
     )
     submitted = await jobs.submit(new)
-    return Response(legacy_json(job_to_wire(submitted.job)), media_type="application/json")
+    answer = legacy_json(job_to_wire(submitted.job.to_data()))
+    return Response(answer, media_type="application/json")
 
 
 @router.post("/getnewjobs", summary="Claim a site's unread jobs (polled by the site)")
@@ -118,7 +119,7 @@ async def _report(
     seconds = normalize_seconds(body.get("secondsUntilComplete"))
     async with acting_as_site(request, site, count="updates"):
         job = await jobs.report_status(site, ulid, queue, status, seconds)
-    return JSONResponse(job_to_wire(job))
+    return JSONResponse(job_to_wire(job.to_data()))
 
 
 @router.post("/updatejobstatus", summary="Report a job's status (from the site)")
@@ -152,4 +153,4 @@ async def getrecentjobs(
     time_range = parse_time_range_ms(body, ONE_DAY_MS)
     await ensure(request, Action.READ, site)
     found = await jobs.recent(site, time_range)
-    return JSONResponse([job_to_wire(job) for job in found])
+    return JSONResponse([job_to_wire(job.to_data()) for job in found])

@@ -34,7 +34,7 @@ async def newlog(
             body.get("log_level"),
             body.get("timestamp"),
         )
-    return JSONResponse(message_to_wire(message))
+    return JSONResponse(message_to_wire(message.to_data()))
 
 
 @router.get("/recent-logs", summary="A site's messages newer than after_time (seconds)")
@@ -52,7 +52,7 @@ async def recent_logs(
     after = _seconds(after_time)
     await ensure(request, Action.READ, site)
     found = await messages.since(site, after)
-    return JSONResponse([message_to_wire(message) for message in found])
+    return JSONResponse([message_to_wire(message.to_data()) for message in found])
 
 
 def _seconds(value: str | None) -> float | None:

@@ -1,55 +1,54 @@
 """The hosted services' wire forms: their loose inputs read as their clients send them,
-and their JSON written as those clients have always seen it."""
+and their JSON written as those clients have always seen it, from obsrelay's own
+shapes (`Job.to_data()`, `Message.to_data()`)."""
 
 import json
 from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
-from obsrelay.domain.jobs import Job, Queue
-from obsrelay.domain.messages import Message
+from obsrelay.domain.jobs import Queue
 from obsrelay.domain.values import quote
 
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
 
 
-def status_id(job: Job, queue: Queue = Queue.PRIMARY) -> str:
-    """The hosted service's `statusId`: "{STATUS}#{ulid}"."""
-    return f"{job.state(queue).status}#{job.ulid}"
+def job_to_wire(job: dict[str, Any]) -> dict[str, Any]:
+    """A job (as `Job.to_data()` gives it) with every key the site software and browser
+    index (CONTRACT section 2).
 
-
-def job_to_wire(job: Job) -> dict[str, Any]:
-    """A job with every key the site software and browser index (CONTRACT section 2).
-
-    `statusId` and `secondsUntilComplete` are the primary queue's; the alternate
-    queue's state is in `alternateStatusId` and `alternateSecondsUntilComplete`.
+    `statusId` ("{STATUS}#{ulid}") and `secondsUntilComplete` are the primary queue's;
+    the alternate queue's state is in `alternateStatusId` and
+    `alternateSecondsUntilComplete`.
     """
+    ulid, primary, alternate, user = job["ulid"], job["primary"], job["alternate"], job["user"]
     return {
-        "site": job.site,
-        "ulid": job.ulid,
-        "statusId": status_id(job, Queue.PRIMARY),
-        "timestamp_ms": job.created_ms,
-        "deviceType": job.device_type,
-        "deviceInstance": job.device_instance,
-        "action": job.action,
-        "required_params": job.required_params,
-        "optional_params": job.optional_params,
-        "user_name": job.user.user_name,
-        "user_id": job.user.user_id,
-        "user_roles": list(job.user.roles),
-        "secondsUntilComplete": job.primary.seconds_until_complete,
-        "alternateStatusId": status_id(job, Queue.ALTERNATE),
-        "alternateSecondsUntilComplete": job.alternate.seconds_until_complete,
+        "site": job["site"],
+        "ulid": ulid,
+        "statusId": f"{primary['status']}#{ulid}",
+        "timestamp_ms": job["created_ms"],
+        "deviceType": job["device"],
+        "deviceInstance": job["instance"],
+        "action": job["action"],
+        "required_params": job["required_params"],
+        "optional_params": job["optional_params"],
+        "user_name": user["name"],
+        "user_id": user["id"],
+        "user_roles": user["roles"],
+        "secondsUntilComplete": primary["seconds_until_complete"],
+        "alternateStatusId": f"{alternate['status']}#{ulid}",
+        "alternateSecondsUntilComplete": alternate["seconds_until_complete"],
     }
 
 
-def message_to_wire(message: Message) -> dict[str, Any]:
-    """The shape both `recent-logs` and the datastream's `userstatus` frames carry."""
+def message_to_wire(message: dict[str, Any]) -> dict[str, Any]:
+    """A message (as `Message.to_data()` gives it) in the shape both `recent-logs` and
+    the datastream's `userstatus` frames carry."""
     return {
-        "site": message.site,
-        "message": message.message,
-        "log_level": message.level,
-        "timestamp": message.timestamp,
+        "site": message["site"],
+        "message": message["message"],
+        "log_level": message["level"],
+        "timestamp": message["timestamp"],
     }
 
 
