@@ -37,14 +37,13 @@ chromium:
 	  echo "warning: could not install chromium; the browser tests will be skipped"; }
 
 # Three workers on this 2-core machine: much of the suite waits on servers and I/O.
-# A file's tests stay on one worker, so its module fixtures start once.
 test: lint chromium
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest -n 3
 
 # While working: everything but the tests marked slow, without coverage (its floor is
 # for the whole suite). `make test` is what CI runs.
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 3 --dist loadfile -m "not slow" --no-cov
+	$(BIN)/pytest -n 3 -m "not slow" --no-cov
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.jobs
