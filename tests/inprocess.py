@@ -2,17 +2,16 @@
 server process, without the process.
 
 `InProcessApp` runs the app, lifespan and all, on an event loop of its own thread, as
-a server would, and hands out httpx clients that reach it through
-`httpx.ASGITransport`. A sync test uses `client()`; an async test `async_client()`,
-whose requests run on the app's loop too, so nothing of the app ever runs on the
-test's loop. Where a test needs several processes, restarts, a websocket, a client
-that hangs up, or a browser, it starts a real server instead (tests/servers.py).
+a server would, and hands out httpx clients (`client()`) that reach it through
+`httpx.ASGITransport`: each request runs on the app's loop, never on the test's.
+Where a test needs several processes, restarts, a websocket, a client that hangs up,
+or a browser, it starts a real server instead (tests/servers.py).
 """
 
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,12 +67,6 @@ class InProcessApp:
         """A sync client of the app (like `httpx.Client(base_url=server.url)`)."""
         return httpx.Client(transport=_SyncBridge(self), base_url="http://obsrelay.test", **options)
 
-    def async_client(self, **options: Any) -> httpx.AsyncClient:
-        """An async client of the app, for async tests."""
-        return httpx.AsyncClient(
-            transport=_AsyncBridge(self), base_url="http://obsrelay.test", **options
-        )
-
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """Runs the request through httpx.ASGITransport on the app's loop, body read."""
         transport = httpx.ASGITransport(app=self.app)
@@ -98,19 +91,3 @@ class _SyncBridge(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()  # the body, whole, before it crosses to the app's loop
         return self._app._call(self._app._send(request))
-
-
-class _AsyncBridge(httpx.AsyncBaseTransport):
-    def __init__(self, app: InProcessApp) -> None:
-        self._app = app
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        future = asyncio.run_coroutine_threadsafe(self._app._send(request), self._app._loop)
-        return await asyncio.wrap_future(future)
-
-
-@contextlib.asynccontextmanager
-async def async_client_of(app: InProcessApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.async_client(timeout=20) as client:
-        yield client
