@@ -11,6 +11,7 @@ import websockets
 
 from tests.fakes import FakeCalendar, http_server
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
+from tests.inprocess import InProcessApp
 from tests.servers import ServerProcess, last_line, register_site, run_obsrelay, start_server
 
 
@@ -96,7 +97,8 @@ def test_reservations(local_server, calendar, site):
 
 @pytest.mark.parametrize("mode", ["off", "auto", "required"])
 def test_site_keys(mode, tmp_path, site):
-    server = start_server(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, OBSRELAY_SITE_KEYS=mode)
+    # The app in this process; the keys come from the CLI in processes of their own.
+    server = InProcessApp(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, site_keys=mode)
     try:
         key = cli(
             "sites", "add-key", site, database_url=server.database_url, data_dir=tmp_path / "var"
@@ -108,10 +110,11 @@ def test_site_keys(mode, tmp_path, site):
             database_url=server.database_url,
             data_dir=tmp_path / "var",
         )
-        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+        with server.client() as browser:
+            job = browser.post("/jobs/newjob", content=raw(newjob_body(site))).json()
 
         def calls(headers: dict[str, str]) -> list[httpx.Response]:
-            with httpx.Client(base_url=server.url, headers=headers) as client:
+            with server.client(headers=headers) as client:
                 return [
                     client.post("/jobs/getnewjobs", content=raw({"site": site})),
                     client.post(
@@ -165,7 +168,7 @@ def test_site_keys(mode, tmp_path, site):
         # Its last key revoked, the site is served without one again, except in required.
         assert statuses({}) <= good if mode != "required" else statuses({}) == {401}
     finally:
-        server.stop()
+        server.close()
 
 
 def test_private_reads(tmp_path, site):

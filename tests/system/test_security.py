@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
+from tests.inprocess import InProcessApp
 from tests.servers import ServerProcess, last_line, register_site, run_obsrelay, start_server
 
 SURROGATE = '"\\ud800"'  # a JSON escape Python reads as a lone surrogate
@@ -207,11 +208,11 @@ def test_an_error_echoing_control_characters_still_answers(http, path, body):
 
 def test_a_site_with_a_key_always_requires_it_by_default(tmp_path, site):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
-    server = start_server(url, tmp_path)  # OBSRELAY_SITE_KEYS left at its default
+    server = InProcessApp(url, tmp_path)  # OBSRELAY_SITE_KEYS left at its default
     try:
         key = last_line(run_obsrelay("sites", "add-key", site, OBSRELAY_DATABASE_URL=url))
-        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
-        with httpx.Client(base_url=server.url) as anonymous:
+        with server.client() as anonymous:
+            job = anonymous.post("/jobs/newjob", content=raw(newjob_body(site))).json()
             taken = anonymous.post("/jobs/getnewjobs", content=raw({"site": site}))
             assert taken.status_code == 401 and taken.json() == []
             finished = anonymous.post(
@@ -222,16 +223,15 @@ def test_a_site_with_a_key_always_requires_it_by_default(tmp_path, site):
             fake = anonymous.post("/logs/newlog", content=newlog_body(site, "Fake: roof closed"))
             assert fake.status_code == 401 and "has a key" in fake.json()
             assert anonymous.get("/logs/recent-logs", params={"site": site}).json() == []
-        with httpx.Client(base_url=server.url, headers={"X-Site-Key": key}) as real_site:
+        with server.client(headers={"X-Site-Key": key}) as real_site:
             [delivered] = real_site.post("/jobs/getnewjobs", content=raw({"site": site})).json()
             assert delivered["ulid"] == job["ulid"]
         # A site without a key is still served without one.
         keyless = site + "-nokey"
-        assert httpx.post(
-            f"{server.url}/logs/newlog", content=newlog_body(keyless, "hi")
-        ).is_success
+        with server.client() as other_site:
+            assert other_site.post("/logs/newlog", content=newlog_body(keyless, "hi")).is_success
     finally:
-        server.stop()
+        server.close()
 
 
 # 4. Rate limits that protect without losing a real site's data; 6. trusted proxies.
