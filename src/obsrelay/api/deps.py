@@ -43,10 +43,6 @@ def services_of(connection: HTTPConnection) -> Services:
     return found
 
 
-async def services(request: Request) -> Services:
-    return services_of(request)
-
-
 async def job_service(request: Request) -> JobService:
     return services_of(request).jobs
 
