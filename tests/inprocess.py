@@ -20,18 +20,9 @@ import httpx
 
 from obsrelay.app import create_app
 from obsrelay.config import Settings
+from tests.servers import TEST_SETTINGS
 
 T = TypeVar("T")
-
-# What tests/servers.py gives a server process: anybody acts, as fast as they like.
-TEST_SETTINGS = {
-    "auth_mode": "none",
-    "rate_jobs": 100000,
-    "rate_messages": 100000,
-    "rate_events": 100000,
-    "rate_updates": 100000,
-    "new_sites_per_client": 100000,
-}
 
 
 class InProcessApp:

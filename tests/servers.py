@@ -25,6 +25,17 @@ from obsrelay.store.database import open_database
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# What every test server and in-process app runs with, unless a test sets its own: the
+# tests of auth and limits set theirs; the others act as anybody, as fast as they like.
+TEST_SETTINGS: dict[str, object] = {
+    "auth_mode": "none",
+    "rate_jobs": 100000,
+    "rate_messages": 100000,
+    "rate_events": 100000,
+    "rate_updates": 100000,
+    "new_sites_per_client": 100000,
+}
+
 
 def unavailable(reason: str) -> None:
     """Skips the test, or fails it under CI=true where every backend must be there."""
@@ -153,14 +164,7 @@ def start_server(
         **({"OBSRELAY_DATABASE_URL": database_url} if database_url else {}),
         "OBSRELAY_PORT": str(port),
         "OBSRELAY_HOST": "127.0.0.1",
-        # The tests of auth and limits set their own; the others act as anybody, as
-        # fast as they like.
-        "OBSRELAY_AUTH_MODE": "none",
-        "OBSRELAY_RATE_JOBS": "100000",
-        "OBSRELAY_RATE_MESSAGES": "100000",
-        "OBSRELAY_RATE_EVENTS": "100000",
-        "OBSRELAY_RATE_UPDATES": "100000",
-        "OBSRELAY_NEW_SITES_PER_CLIENT": "100000",
+        **{f"OBSRELAY_{name.upper()}": str(value) for name, value in TEST_SETTINGS.items()},
         "OBSRELAY_DATA_DIR": str(workdir / "var"),
         **env,
     }
