@@ -1,11 +1,18 @@
 """The datastream's event log: numbers per site, visible in commit order (both backends)."""
 
 import asyncio
+import time
 
 import sqlalchemy as sa
 
 from obsrelay.services.stream import EventLog, encode
 from obsrelay.store.database import Database
+
+
+def _now_ms() -> int:
+    """The events' time: real, since the retention sweeps of the servers sharing this
+    test database delete events older than 7 days, and one dated 1970 at once."""
+    return int(time.time() * 1000)
 
 
 async def test_a_reader_following_the_log_never_skips_a_late_commit(
@@ -18,7 +25,8 @@ async def test_a_reader_following_the_log_never_skips_a_late_commit(
         for i in range(per_writer):
 
             def append(conn: sa.Connection, i: int = i) -> None:
-                EventLog.append(conn, site, "userstatus", [encode({"w": writer, "i": i})], 0)
+                data = [encode({"w": writer, "i": i})]
+                EventLog.append(conn, site, "userstatus", data, _now_ms())
                 # Hold the transaction open a little, as a slow writer would.
                 conn.execute(sa.text("SELECT 1"))
 
@@ -50,8 +58,8 @@ async def test_sites_are_numbered_apart(db: Database, events: EventLog, site: st
     other = site + "-b"
 
     def append(conn: sa.Connection) -> None:
-        EventLog.append(conn, site, "jobs", [encode(1), encode(2)], 0)
-        EventLog.append(conn, other, "jobs", [encode(3)], 0)
+        EventLog.append(conn, site, "jobs", [encode(1), encode(2)], _now_ms())
+        EventLog.append(conn, other, "jobs", [encode(3)], _now_ms())
 
     await db.write(append)
     assert [e.seq for e in await events.read_after(site, 0)] == [1, 2]
