@@ -3,6 +3,8 @@ an OpenID provider's JWKS endpoint and the reservation calendar."""
 
 import contextlib
 import json
+import queue
+import selectors
 import socket
 import threading
 import time
@@ -72,62 +74,153 @@ class FakeCalendar:
 
 class TcpProxy:
     """A TCP relay on a free loopback port to a real server, which a test can cut and restore:
-    the way to take a real PostgreSQL away from obsrelay without stopping it for others."""
+    the way to take a real PostgreSQL away from obsrelay without stopping it for others.
+
+    One thread does all the relaying, with a selector. Only that thread ever touches a
+    socket: with a thread per direction, one thread could close a socket while another
+    was about to use its descriptor, which a new connection may then already have
+    received, and bytes went to or came from the wrong connection.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.setblocking(False)
         self.port = int(self._listener.getsockname()[1])
         self._down = False
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept_forever, daemon=True).start()
+        self._peers: dict[socket.socket, socket.socket] = {}
+        self._unsent: dict[socket.socket, bytearray] = {}
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        # Orders from other threads: a callable to run on the relay thread, then an event.
+        self._orders: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._relay_forever, daemon=True)
+        self._thread.start()
 
     def cut(self) -> None:
         """Drops every connection and refuses new ones until `restore`."""
-        with self._lock:
-            self._down = True
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self._open.clear()
+        self._order(self._cut)
 
     def restore(self) -> None:
-        with self._lock:
-            self._down = False
-
-    def _accept_forever(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                if self._down:
-                    client.close()
-                    continue
-                try:
-                    upstream = socket.create_connection(self.target, timeout=5)
-                except OSError:
-                    client.close()
-                    continue
-                upstream.settimeout(None)
-                self._open |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.close()
+        self._order(lambda: setattr(self, "_down", False))
 
     def close(self) -> None:
-        self.cut()
-        self._listener.close()
+        self._order(self._cut)
+        self._order(self._stop)
+        self._thread.join(5)
+
+    def _order(self, action: Callable[[], None]) -> None:
+        """Runs `action` on the relay thread and waits until it has."""
+        done = threading.Event()
+        self._orders.put((action, done))
+        self._wake_write.send(b"x")
+        if not done.wait(5):
+            raise TimeoutError("the TCP relay did not answer")
+
+    def _cut(self) -> None:
+        self._down = True
+        for sock in list(self._peers):
+            self._drop(sock)
+
+    def _stop(self) -> None:
+        self._selector.close()
+        for sock in (self._listener, self._wake_read, self._wake_write):
+            sock.close()
+        raise _Stopped
+
+    def _relay_forever(self) -> None:
+        try:
+            while True:
+                for key, events in self._selector.select():
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self._wake_read:
+                        self._take_orders()
+                    elif sock is self._listener:
+                        self._accept()
+                    elif sock in self._peers:  # not dropped earlier in this round
+                        if events & selectors.EVENT_WRITE:
+                            self._flush(sock)
+                        if events & selectors.EVENT_READ and sock in self._peers:
+                            self._forward(sock)
+        except _Stopped:
+            return
+
+    def _take_orders(self) -> None:
+        self._wake_read.recv(4096)
+        while not self._orders.empty():
+            action, done = self._orders.get()
+            try:
+                action()
+            finally:
+                done.set()
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except OSError:
+            return
+        if self._down:
+            client.close()
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        for sock, peer in ((client, upstream), (upstream, client)):
+            sock.setblocking(False)
+            self._peers[sock] = peer
+            self._unsent[sock] = bytearray()
+            self._selector.register(sock, selectors.EVENT_READ)
+
+    def _forward(self, source: socket.socket) -> None:
+        try:
+            data = source.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        sink = self._peers[source]
+        if not data:
+            # The end of one side: what the other still has to receive goes first.
+            with contextlib.suppress(OSError):
+                sink.settimeout(1)
+                sink.sendall(self._unsent[sink])
+            self._drop(source)
+            return
+        self._unsent[sink] += data
+        self._flush(sink)
+
+    def _flush(self, sink: socket.socket) -> None:
+        """Sends what `sink` has waiting; waits for room to send the rest."""
+        unsent = self._unsent[sink]
+        try:
+            sent = sink.send(unsent) if unsent else 0
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._drop(sink)
+            return
+        del unsent[:sent]
+        self._selector.modify(sink, selectors.EVENT_READ | (selectors.EVENT_WRITE if unsent else 0))
+
+    def _drop(self, sock: socket.socket) -> None:
+        """Closes a connection: both its sockets."""
+        peer = self._peers.pop(sock, None)
+        for one in (sock, peer):
+            if one is None:
+                continue
+            self._peers.pop(one, None)
+            self._unsent.pop(one, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(one)
+            with contextlib.suppress(OSError):
+                one.shutdown(socket.SHUT_RDWR)
+            one.close()
+
+
+class _Stopped(Exception):
+    """Ends the relay thread."""
