@@ -21,11 +21,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from obsrelay.bus import MemoryBus
 from obsrelay.domain.errors import Conflict
-from obsrelay.domain.jobs import CANCEL_ALL_ACTION, Queue
+from obsrelay.domain.jobs import CANCEL_ALL_ACTION, Queue, creation_history
 from obsrelay.domain.lifecycle import FINAL_STATUSES, TRANSITIONS, Cause, state_of
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
-from obsrelay.store.database import open_database
+from obsrelay.store.database import Database, open_database
+from obsrelay.store.jobs import get_history
 from tests.helpers import new_job
 
 REPORTED = ["STARTED", "EXPOSING", "complete", "COMPLETED", "FAILED", "cancelled", "slewing"]
@@ -51,19 +52,19 @@ def allowed(current: str, cause: Cause, new: str) -> bool:
     return state_of(new) in TRANSITIONS[state_of(current)].get(cause, frozenset())
 
 
-def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
+def make_machine(loop: asyncio.AbstractEventLoop, db: Database) -> type[RuleBasedStateMachine]:
+    """The machine, on one database and event loop shared by all its examples: each
+    example has a site of its own."""
+
     class JobStateMachine(RuleBasedStateMachine):
         @initialize()
         def start(self) -> None:
-            self.loop = asyncio.new_event_loop()
-            self.db = open_database(database_url)
-            self.run(self.db.upgrade())
             # Near the real time: the database is shared with the other tests' servers,
             # whose sweepers expire jobs more than a day old by the real clock.
             self.now = int(time.time() * 1000)
             self.service = JobService(
-                self.db,
-                EventLog(self.db, MemoryBus()),
+                db,
+                EventLog(db, MemoryBus()),
                 expiry_seconds=EXPIRY_MS / 1000,
                 clock_ms=lambda: self.now,
             )
@@ -71,13 +72,8 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             self.model: dict[str, dict[Queue, str]] = {}
             self.changes: dict[str, int] = {}
 
-        def teardown(self) -> None:
-            if hasattr(self, "db"):
-                self.run(self.db.close())
-                self.loop.close()
-
         def run(self, coroutine: Any) -> Any:
-            return self.loop.run_until_complete(coroutine)
+            return loop.run_until_complete(coroutine)
 
         def _set(self, ulid: str, queue: Queue, status: str) -> None:
             self.model[ulid][queue] = status
@@ -160,7 +156,17 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
             for job in page.jobs:
                 for queue in Queue:
                     assert job.state(queue).status == self.model[job.ulid][queue]
-                _, history = self.run(self.service.get(self.site, job.ulid))
+            # Every job's history in one read (as JobService.get gives one job's).
+            histories = self.run(
+                db.read(
+                    lambda conn: {
+                        job.ulid: creation_history(job) + get_history(conn, job.ulid)
+                        for job in page.jobs
+                    }
+                )
+            )
+            for job in page.jobs:
+                history = histories[job.ulid]
                 assert len(history) == self.changes[job.ulid], "a change is missing"
                 for queue in Queue:
                     steps = [h.status for h in history if h.queue is queue]
@@ -179,11 +185,18 @@ def make_machine(database_url: str) -> type[RuleBasedStateMachine]:
 
 @pytest.mark.slow
 def test_job_state_machine(database_url: str) -> None:
-    machine = make_machine(database_url)
-    machine.TestCase.settings = settings(
-        max_examples=int(os.environ.get("SM_EXAMPLES", "40")),
-        stateful_step_count=25,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-    machine.TestCase().runTest()
+    loop = asyncio.new_event_loop()
+    db = open_database(database_url)
+    try:
+        loop.run_until_complete(db.upgrade())
+        machine = make_machine(loop, db)
+        machine.TestCase.settings = settings(
+            max_examples=int(os.environ.get("SM_EXAMPLES", "40")),
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        machine.TestCase().runTest()
+    finally:
+        loop.run_until_complete(db.close())
+        loop.close()
