@@ -39,15 +39,19 @@ def fuzz_settings(max_examples: int) -> settings:
     )
 
 
+_WATCHED = (jobs, job_history, messages, sites, site_keys, stream_events)
+# What the store holds, in one statement: the rows of each table, and the jobs whose two
+# queues differ.
+_SNAPSHOT = sa.select(
+    *(sa.select(sa.func.count()).select_from(table).scalar_subquery() for table in _WATCHED),
+    sa.select(sa.func.count())
+    .where(jobs.c.primary_status != jobs.c.alternate_status)
+    .scalar_subquery(),
+)
+
+
 def _snapshot(conn: sa.Connection) -> tuple[Any, ...]:
-    counts = tuple(
-        conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        for table in (jobs, job_history, messages, sites, site_keys, stream_events)
-    )
-    states = conn.execute(
-        sa.select(sa.func.count()).where(jobs.c.primary_status != jobs.c.alternate_status)
-    ).scalar_one()
-    return (*counts, states)
+    return tuple(conn.execute(_SNAPSHOT).one())
 
 
 class Store:
