@@ -37,6 +37,13 @@ TEST_SETTINGS: dict[str, object] = {
 }
 
 
+# The variables by which coverage measures a child process (its subprocess patch). A
+# server of a race runs without them: the tracer would make it three times slower and
+# change the very interleavings the race is about, and what such a server runs, the
+# other tests measure.
+UNMEASURED = frozenset({"COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"})
+
+
 def unavailable(reason: str) -> None:
     """Skips the test, or fails it under CI=true where every backend must be there."""
     if IN_CI:
@@ -150,17 +157,24 @@ def start_server(
     command: list[str] | None = None,
     *,
     port: int | None = None,
+    measured: bool = True,
     **env: str,
 ) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers.
 
     With `database_url` None the server uses its default (a SQLite file under ./var);
-    `port` to come back where a stopped server was.
+    `port` to come back where a stopped server was. `measured=False` keeps coverage's
+    tracer out of the process (see UNMEASURED).
     """
     port = port or free_port()
     log_path = workdir / f"server-{port}.log"
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("OBSRELAY_") and (measured or name not in UNMEASURED)
+    }
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")},
+        **inherited,
         **({"OBSRELAY_DATABASE_URL": database_url} if database_url else {}),
         "OBSRELAY_PORT": str(port),
         "OBSRELAY_HOST": "127.0.0.1",
