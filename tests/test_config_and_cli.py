@@ -3,7 +3,6 @@
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from obsrelay.config import ConfigError, load_settings, parse_duration, unknown_env_names
@@ -99,7 +98,7 @@ def test_unknown_env_names():
 def test_serve_on_an_empty_directory_just_works(tmp_path):
     server = start_server(None, tmp_path)
     try:
-        assert httpx.get(f"{server.url}/readyz").json()["status"] == "ok"
+        assert server.http.get("/readyz").json()["status"] == "ok"
         assert (tmp_path / "var" / "obsrelay.db").exists()
     finally:
         server.stop()

@@ -52,8 +52,8 @@ def token(server: ServerProcess, user: str, *roles: str) -> str:
 
 
 def submit(server: ServerProcess, site: str, bearer: str) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/jobs/newjob",
+    return server.http.post(
+        "/jobs/newjob",
         content=raw(newjob_body(site)),
         headers={"Authorization": f"Bearer {bearer}"},
         timeout=10,
@@ -187,11 +187,11 @@ def test_private_reads(tmp_path, site):
             ("GET", f"/api/v1/sites/{site}/messages", None),
         ]
         for method, path, body in reads:
-            anonymous = httpx.request(method, server.url + path, content=body)
+            anonymous = server.http.request(method, path, content=body)
             assert anonymous.status_code == 401, path
-            signed_in = httpx.request(
+            signed_in = server.http.request(
                 method,
-                server.url + path,
+                path,
                 content=body,
                 headers={"Authorization": f"Bearer {reader}"},
             )
@@ -224,15 +224,14 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path, site):
     )
     try:
         answers = [
-            httpx.post(f"{server.url}/logs/newlog", content=newlog_body(site, f"m{i}"))
-            for i in range(4)
+            server.http.post("/logs/newlog", content=newlog_body(site, f"m{i}")) for i in range(4)
         ]
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert int(answers[-1].headers["retry-after"]) >= 1
         assert "Too many messages" in answers[-1].json()
-        other = httpx.post(f"{server.url}/logs/newlog", content=newlog_body(site + "-b", "x"))
+        other = server.http.post("/logs/newlog", content=newlog_body(site + "-b", "x"))
         assert other.status_code == 200  # the limit is per client per site
-        stored = httpx.get(f"{server.url}/logs/recent-logs", params={"site": site}).json()
+        stored = server.http.get("/logs/recent-logs", params={"site": site}).json()
         assert len(stored) == 3
 
         async def sockets() -> None:

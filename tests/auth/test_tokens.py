@@ -107,13 +107,11 @@ def submit(server: ServerProcess, site: str, token: str | None, **body: Any) -> 
         if token and token.startswith("Bearer")
         else ({"Authorization": f"Bearer {token}"} if token else {})
     )
-    return httpx.post(
-        f"{server.url}/jobs/newjob", content=raw(newjob_body(site, **body)), headers=headers
-    )
+    return server.http.post("/jobs/newjob", content=raw(newjob_body(site, **body)), headers=headers)
 
 
 def recent(server: ServerProcess, site: str) -> list[Any]:
-    response = httpx.post(f"{server.url}/jobs/getrecentjobs", content=raw({"site": site}))
+    response = server.http.post("/jobs/getrecentjobs", content=raw({"site": site}))
     result: list[Any] = response.json()
     return result
 
@@ -138,8 +136,8 @@ def test_identity_and_roles_come_from_the_token(oidc_server, provider, site):
         provider.token(**{ROLES_CLAIM: ["observer"], "name": None, "nickname": "ada"}),
     )
     assert listed.json()["user_roles"] == ["observer"] and listed.json()["user_name"] == "ada"
-    native = httpx.post(
-        f"{oidc_server.url}/api/v1/sites/{site}/jobs",
+    native = oidc_server.http.post(
+        f"/api/v1/sites/{site}/jobs",
         json={"device": "camera", "instance": "camera1", "action": "expose"},
         headers={"Authorization": f"Bearer {provider.token()}"},
     )
@@ -267,13 +265,13 @@ def test_local_mode_with_a_token_from_the_cli(tmp_path, site):
         assert ok.status_code == 200 and ok.json()["user_roles"] == ["admin"]
         assert submit(server, site, None).status_code == 401
         assert (data_dir / "signing-key.pem").stat().st_mode & 0o077 == 0
-        ready = httpx.get(f"{server.url}/readyz").json()
+        ready = server.http.get("/readyz").json()
         assert ready["auth"] == "local"
     finally:
         server.stop()
 
 
 def test_none_mode_says_so(server):
-    ready = httpx.get(f"{server.url}/readyz").json()
+    ready = server.http.get("/readyz").json()
     assert ready["auth"] == "none" and "no user is checked" in ready["warning"]
     assert "OBSRELAY_AUTH_MODE=none" in server.log()

@@ -129,14 +129,14 @@ def test_a_claim_that_cannot_be_answered_leaves_the_jobs_unread(tmp_path, site):
     server = start_server(url, tmp_path)
     try:
         register_site(url, site)
-        job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+        job = server.http.post("/jobs/newjob", content=raw(newjob_body(site))).json()
         import sqlite3
 
         with sqlite3.connect(tmp_path / "render.db") as conn:  # as an older version stored it
             conn.execute(
                 "UPDATE jobs SET required_params = '{\"a\": NaN}' WHERE ulid = ?", (job["ulid"],)
             )
-        polled = httpx.post(f"{server.url}/jobs/getnewjobs", content=raw({"site": site}))
+        polled = server.http.post("/jobs/getnewjobs", content=raw({"site": site}))
         assert polled.json() == [] and polled.status_code == 503
         with sqlite3.connect(tmp_path / "render.db") as conn:
             (status,) = conn.execute(
@@ -155,7 +155,7 @@ def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
     url = f"sqlite:///{path}"
     server = start_server(url, tmp_path)
     register_site(url, site)
-    job = httpx.post(f"{server.url}/jobs/newjob", content=raw(newjob_body(site))).json()
+    job = server.http.post("/jobs/newjob", content=raw(newjob_body(site))).json()
     server.stop()
     with sqlite3.connect(path) as conn:
         conn.execute(
@@ -169,12 +169,10 @@ def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
     server = start_server(url, tmp_path)
     try:
-        [listed] = httpx.post(
-            f"{server.url}/jobs/getrecentjobs", content=raw({"site": site})
-        ).json()
+        [listed] = server.http.post("/jobs/getrecentjobs", content=raw({"site": site})).json()
         assert listed["required_params"] == {"a": None, "b": "\ufffdx", "c": "1" + "0" * 30}
         assert listed["optional_params"] == {"d": None}
-        [claimed] = httpx.post(f"{server.url}/jobs/getnewjobs", content=raw({"site": site})).json()
+        [claimed] = server.http.post("/jobs/getnewjobs", content=raw({"site": site})).json()
         assert claimed["ulid"] == job["ulid"]
         assert "repaired" in server.log()
     finally:
@@ -264,7 +262,7 @@ def from_address(address: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_flood_cannot_make_the_real_site_lose_messages(proxied, site):
+def test_a_flood_cannot_make_the_real_site_lose_messages(proxied: ServerProcess, site):
     attacker = from_address("203.0.113.66")
     with httpx.Client(base_url=proxied.url, headers=attacker) as flood:
         # As fast as it can until held: however fast this machine is, the burst runs out.
@@ -277,8 +275,8 @@ def test_a_flood_cannot_make_the_real_site_lose_messages(proxied, site):
     real_site = from_address("198.51.100.7")
 
     def post(i: int) -> int:
-        return httpx.post(
-            f"{proxied.url}/logs/newlog",
+        return proxied.http.post(
+            "/logs/newlog",
             content=newlog_body(site, f"start-up {i}"),
             headers=real_site,
         ).status_code
@@ -289,7 +287,7 @@ def test_a_flood_cannot_make_the_real_site_lose_messages(proxied, site):
     assert statuses == [200] * 300, (
         f"lost {300 - statuses.count(200)} in {time.monotonic() - started:.2f} s"
     )
-    stored = httpx.get(f"{proxied.url}/logs/recent-logs", params={"site": site}).json()
+    stored = proxied.http.get("/logs/recent-logs", params={"site": site}).json()
     assert sum(message["message"].startswith("start-up") for message in stored) == 300
 
 
@@ -302,8 +300,8 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(tmp_path, site):
     )
     try:
         answers = [
-            httpx.post(
-                f"{server.url}/logs/newlog",
+            server.http.post(
+                "/logs/newlog",
                 content=newlog_body(site, "x"),
                 headers=from_address(f"192.0.2.{i}"),  # a new "address" each time: ignored
             ).status_code
@@ -346,8 +344,8 @@ def test_a_refused_user_costs_the_reservation_holder_nothing(tmp_path, site):
             }
 
             def submit(user: str) -> int:
-                return httpx.post(
-                    f"{server.url}/jobs/newjob",
+                return server.http.post(
+                    "/jobs/newjob",
                     content=raw(newjob_body(site)),
                     headers={"Authorization": f"Bearer {tokens[user]}"},
                 ).status_code
@@ -377,8 +375,8 @@ def test_a_job_for_a_site_that_does_not_exist_is_refused(http, site):
 def test_one_client_cannot_invent_sites_without_bound(proxied, site):
     inventor = from_address("203.0.113.99")
     answers = [
-        httpx.post(
-            f"{proxied.url}/logs/newlog",
+        proxied.http.post(
+            "/logs/newlog",
             content=newlog_body(f"{site}-{i}", "x" * 16000),
             headers=inventor,
         )
@@ -387,11 +385,11 @@ def test_one_client_cannot_invent_sites_without_bound(proxied, site):
     statuses = [answer.status_code for answer in answers]
     assert statuses.count(200) == 5 and statuses.count(429) == 25
     assert "obsrelay sites add" in answers[-1].json()
-    known = {entry["site"] for entry in httpx.get(f"{proxied.url}/api/v1/sites").json()["sites"]}
+    known = {entry["site"] for entry in proxied.http.get("/api/v1/sites").json()["sites"]}
     assert len({f"{site}-{i}" for i in range(30)} & known) == 5
     # Another client's keyless site software still registers its own site.
-    other = httpx.post(
-        f"{proxied.url}/jobs/getnewjobs",
+    other = proxied.http.post(
+        "/jobs/getnewjobs",
         content=raw({"site": site + "-real"}),
         headers=from_address("198.51.100.20"),
     )
@@ -441,7 +439,7 @@ def test_partial_requests_are_cut_off(proxied):
     body_sock.sendall(
         b'POST /logs/newlog HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"site":'
     )
-    assert httpx.get(f"{proxied.url}/healthz").status_code == 200  # others are served
+    assert proxied.http.get("/healthz").status_code == 200  # others are served
     time.sleep(2.5)
     for sock in sockets:
         sock.settimeout(2)
@@ -515,16 +513,16 @@ def test_tokens_and_keys_never_reach_the_log(tmp_path, site):
                 await websockets.connect(ws_url(server.url, f"site={site}&token={token[:-4]}AAAA"))
 
         asyncio.run(sockets())
-        httpx.post(
-            f"{server.url}/logs/newlog", content=newlog_body(site, "m"), headers={"X-Site-Key": key}
+        server.http.post(
+            "/logs/newlog", content=newlog_body(site, "m"), headers={"X-Site-Key": key}
         )
-        httpx.post(
-            f"{server.url}/logs/newlog",
+        server.http.post(
+            "/logs/newlog",
             content=newlog_body(site, "m"),
             headers={"X-Site-Key": fake_key},
         )
-        httpx.get(
-            f"{server.url}/api/v1/sites/{site}/jobs?token={token}",
+        server.http.get(
+            f"/api/v1/sites/{site}/jobs?token={token}",
             headers={"Authorization": f"Bearer {token}"},
         )
         time.sleep(0.3)
@@ -553,15 +551,15 @@ def test_unknown_and_known_jobs_look_the_same_to_who_may_not_read_them(tmp_path,
         )
         admin = ["tokens", "create", "--user", "u", "--name", "U", "--role", "admin"]
         token = last_line(run_obsrelay(*admin, OBSRELAY_DATA_DIR=str(tmp_path / "var")))
-        job = httpx.post(
-            f"{server.url}/jobs/newjob",
+        job = server.http.post(
+            "/jobs/newjob",
             content=raw(newjob_body(site)),
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         unknown = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
         for headers, status in (({}, 401), ({"X-Site-Key": other_key}, 404)):
             answers = [
-                httpx.get(f"{server.url}/api/v1/jobs/{ulid}", headers=headers)
+                server.http.get(f"/api/v1/jobs/{ulid}", headers=headers)
                 for ulid in (unknown, job["ulid"])
             ]
             assert answers[0].status_code == answers[1].status_code, headers
@@ -621,7 +619,7 @@ def test_a_database_outage_is_a_503_logged_once(postgres_url, tmp_path, site):
         assert all(status == 200 for _, status, _ in answers[-40:])  # it came back by itself
         stored = {
             message["message"]
-            for message in httpx.get(f"{server.url}/logs/recent-logs", params={"site": site}).json()
+            for message in server.http.get("/logs/recent-logs", params={"site": site}).json()
         }
         accepted = {text for text, status, _ in answers if status == 200 and text != "poll"}
         assert accepted <= stored  # nothing answered 200 was lost
