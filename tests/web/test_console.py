@@ -24,7 +24,8 @@ from tests.servers import (
     unavailable,
 )
 
-pytestmark = pytest.mark.slow  # a browser
+# A browser; on one xdist worker (make test: --dist loadgroup), which launches it once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 
@@ -86,9 +87,10 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         context.close()
 
 
-@pytest.fixture
-def console_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = start_server(None, tmp_path)
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the tests that need nothing of their own: each has its own site."""
+    server = start_server(None, tmp_path_factory.mktemp("console"))
     yield server
     server.stop()
 
