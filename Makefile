@@ -36,14 +36,16 @@ chromium:
 	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "warning: could not install chromium; the browser tests will be skipped"; }
 
-# Three workers on this 2-core machine: much of the suite waits on servers and I/O.
+# Three workers on this 2-core machine: much of the suite waits on servers and I/O. Each
+# test module runs on one worker, so that a module's server, browser or network of
+# processes starts once.
 test: lint chromium
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # While working: everything but the tests marked slow, without coverage (its floor is
 # for the whole suite). `make test` is what CI runs.
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 3 -m "not slow" --no-cov
+	$(BIN)/pytest -n 3 --dist loadfile -m "not slow" --no-cov
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.jobs

@@ -24,8 +24,7 @@ from tests.servers import (
     unavailable,
 )
 
-# A browser; on one xdist worker (make test: --dist loadgroup), which launches it once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow  # a browser
 
 OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 
