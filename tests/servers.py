@@ -39,7 +39,7 @@ TEST_SETTINGS: dict[str, object] = {
 
 
 # The variables by which coverage measures a child process (its subprocess patch). A
-# server of a race runs without them: the tracer would make it three times slower and
+# server of a race runs without them: the tracer would make it several times slower and
 # change the very interleavings the race is about, and what such a server runs, the
 # other tests measure.
 UNMEASURED = frozenset({"COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START"})
