@@ -21,12 +21,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from obsrelay.bus import MemoryBus
 from obsrelay.domain.errors import Conflict
-from obsrelay.domain.jobs import CANCEL_ALL_ACTION, Queue, creation_history
+from obsrelay.domain.jobs import CANCEL_ALL_ACTION, Queue
 from obsrelay.domain.lifecycle import FINAL_STATUSES, TRANSITIONS, Cause, state_of
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
-from obsrelay.store.jobs import get_history
+from obsrelay.store.jobs import whole_history
 from tests.helpers import new_job
 
 REPORTED = ["STARTED", "EXPOSING", "complete", "COMPLETED", "FAILED", "cancelled", "slewing"]
@@ -156,14 +156,9 @@ def make_machine(loop: asyncio.AbstractEventLoop, db: Database) -> type[RuleBase
             for job in page.jobs:
                 for queue in Queue:
                     assert job.state(queue).status == self.model[job.ulid][queue]
-            # Every job's history in one read (as JobService.get gives one job's).
+            # Every job's history in one read (JobService.get reads one job's).
             histories = self.run(
-                db.read(
-                    lambda conn: {
-                        job.ulid: creation_history(job) + get_history(conn, job.ulid)
-                        for job in page.jobs
-                    }
-                )
+                db.read(lambda conn: {job.ulid: whole_history(conn, job) for job in page.jobs})
             )
             for job in page.jobs:
                 history = histories[job.ulid]

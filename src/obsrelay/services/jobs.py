@@ -324,7 +324,7 @@ class JobService:
             job = queries.get_job(conn, ulid)
             if job is None:
                 raise NotFound(f"There is no job {ulid}.")
-            return job, rules.creation_history(job) + queries.get_history(conn, ulid)
+            return job, queries.whole_history(conn, job)
 
         return await self._db.read(read)
 
@@ -333,6 +333,6 @@ class JobService:
 
         def read(conn: sa.Connection) -> tuple[Job, list[HistoryEntry]]:
             job = _get_at_site(conn, site, ulid, for_update=False)
-            return job, rules.creation_history(job) + queries.get_history(conn, ulid)
+            return job, queries.whole_history(conn, job)
 
         return await self._db.read(read)

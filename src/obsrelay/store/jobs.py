@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from obsrelay.domain.jobs import HistoryEntry, Identity, Job, Queue, QueueState
+from obsrelay.domain.jobs import HistoryEntry, Identity, Job, Queue, QueueState, creation_history
 from obsrelay.domain.lifecycle import NAMED_STATUSES, UNREAD, Cause, State, leaves
 from obsrelay.store.schema import claims, job_history, jobs
 
@@ -304,3 +304,9 @@ def get_history(conn: sa.Connection, ulid: str) -> list[HistoryEntry]:
         )
         for row in conn.execute(query)
     ]
+
+
+def whole_history(conn: sa.Connection, job: Job) -> list[HistoryEntry]:
+    """`job`'s whole status history, oldest change first: its creation, which follows from
+    the job and is not stored, then the stored changes."""
+    return creation_history(job) + get_history(conn, job.ulid)
