@@ -88,6 +88,7 @@ class TcpProxy:
         self._listener.setblocking(False)
         self.port = int(self._listener.getsockname()[1])
         self._down = False
+        self._stopping = False
         self._peers: dict[socket.socket, socket.socket] = {}
         self._unsent: dict[socket.socket, bytearray] = {}
         self._selector = selectors.DefaultSelector()
@@ -121,32 +122,29 @@ class TcpProxy:
 
     def _cut(self) -> None:
         self._down = True
-        for sock in list(self._peers):
-            self._drop(sock)
+        while self._peers:
+            self._drop(next(iter(self._peers)))
 
     def _stop(self) -> None:
+        self._stopping = True
+
+    def _relay_forever(self) -> None:
+        while not self._stopping:
+            for key, events in self._selector.select():
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if sock is self._wake_read:
+                    self._take_orders()
+                elif sock is self._listener:
+                    self._accept()
+                elif sock in self._peers:  # not dropped earlier in this round
+                    if events & selectors.EVENT_WRITE:
+                        self._flush(sock)
+                    if events & selectors.EVENT_READ and sock in self._peers:
+                        self._forward(sock)
         self._selector.close()
         for sock in (self._listener, self._wake_read, self._wake_write):
             sock.close()
-        raise _Stopped
-
-    def _relay_forever(self) -> None:
-        try:
-            while True:
-                for key, events in self._selector.select():
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    if sock is self._wake_read:
-                        self._take_orders()
-                    elif sock is self._listener:
-                        self._accept()
-                    elif sock in self._peers:  # not dropped earlier in this round
-                        if events & selectors.EVENT_WRITE:
-                            self._flush(sock)
-                        if events & selectors.EVENT_READ and sock in self._peers:
-                            self._forward(sock)
-        except _Stopped:
-            return
 
     def _take_orders(self) -> None:
         self._wake_read.recv(4096)
@@ -209,18 +207,10 @@ class TcpProxy:
 
     def _drop(self, sock: socket.socket) -> None:
         """Closes a connection: both its sockets."""
-        peer = self._peers.pop(sock, None)
+        peer = self._peers[sock]
         for one in (sock, peer):
-            if one is None:
-                continue
-            self._peers.pop(one, None)
-            self._unsent.pop(one, None)
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(one)
+            del self._peers[one], self._unsent[one]
+            self._selector.unregister(one)
             with contextlib.suppress(OSError):
                 one.shutdown(socket.SHUT_RDWR)
             one.close()
-
-
-class _Stopped(Exception):
-    """Ends the relay thread."""
