@@ -50,13 +50,12 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK_KEY = 0x6F627372
 _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_SECONDS = 1.0
+_CLOSE_SECONDS = 2.0
 
 
 class DatabaseUnavailable(Exception):
     """The database did not answer; the request may be tried again shortly."""
 
-
-_CLOSE_SECONDS = 2.0
 
 # Messages of SQLite errors that mean the database cannot be used now, not a bug.
 _SQLITE_UNAVAILABLE = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
