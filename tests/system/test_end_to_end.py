@@ -232,9 +232,14 @@ def test_logs_send_with_the_site_key(network: Network):
 
 
 def _until_status(network: Network, ulid: str, status: str, timeout: float = 30.0) -> None:
+    """Waits over the API, which `obsrelay jobs show` reads: a CLI process for every poll
+    would cost a second of CPU each and test nothing more."""
+    headers = {"Authorization": f"Bearer {network.token}"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _primary(network.cli_json("jobs", "show", ulid)) == status:
+        response = network.server.http.get(f"/api/v1/jobs/{ulid}", headers=headers)
+        assert response.status_code == 200, response.text
+        if _primary(response.json()) == status:
             return
         time.sleep(0.2)
     raise AssertionError(f"{ulid} never reached {status}")
