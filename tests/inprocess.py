@@ -43,7 +43,7 @@ class InProcessApp:
         self._lifespan: Future[None] = asyncio.run_coroutine_threadsafe(
             self._run_lifespan(started := asyncio.Event()), self._loop
         )
-        self._call(started.wait())
+        self.run(started.wait())
 
     async def _run_lifespan(self, started: asyncio.Event) -> None:
         self._stop = asyncio.Event()
@@ -51,7 +51,8 @@ class InProcessApp:
             started.set()
             await self._stop.wait()
 
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Runs `coroutine` on the app's loop, where its store and bus live."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(60)
 
     def client(self, **options: Any) -> httpx.Client:
@@ -81,4 +82,4 @@ class _SyncBridge(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()  # the body, whole, before it crosses to the app's loop
-        return self._app._call(self._app._send(request))
+        return self._app.run(self._app._send(request))

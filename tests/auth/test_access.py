@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websockets
 
+from obsrelay.auth.sitekeys import SiteKeys
 from tests.fakes import FakeCalendar, http_server
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
@@ -95,62 +96,83 @@ def test_reservations(local_server, calendar, site):
     assert fake.calls == calls
 
 
+def _calls(
+    server: InProcessApp, site: str, ulid: str, headers: dict[str, str]
+) -> list[httpx.Response]:
+    """Every kind of call a site makes, made with `headers`."""
+    with server.client(headers=headers) as client:
+        return [
+            client.post("/jobs/getnewjobs", content=raw({"site": site})),
+            client.post(
+                "/jobs/updatejobstatus",
+                content=raw({"site": site, "ulid": ulid, "newStatus": "EXPOSING"}),
+            ),
+            client.post("/jobs/startjob", content=raw({"site": site, "ulid": ulid})),
+            client.post("/logs/newlog", content=newlog_body(site, "hello")),
+            client.post(f"/api/v1/sites/{site}/jobs/claim"),
+            client.post(f"/api/v1/sites/{site}/jobs/{ulid}/status", json={"status": "SLEWING"}),
+            client.post(f"/api/v1/sites/{site}/messages", json={"message": "hi"}),
+            client.post(f"/api/v1/sites/{site}/events", json={"topic": "sitestatus", "data": 1}),
+        ]
+
+
+def _statuses(server: InProcessApp, site: str, ulid: str, headers: dict[str, str]) -> set[int]:
+    return {response.status_code for response in _calls(server, site, ulid, headers)}
+
+
+GOOD = {200, 201, 202}
+
+
 @pytest.mark.parametrize("mode", ["off", "auto", "required"])
 def test_site_keys(mode, tmp_path, site):
-    # The app in this process; the keys come from the CLI in processes of their own.
+    # The keys are made and revoked through SiteKeys on the app's database, as the CLI
+    # does (its commands are driven by the test below, once: they do not depend on the mode).
     server = InProcessApp(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, site_keys=mode)
+    keys = SiteKeys(server.app.state.services.db)
     try:
-        key = cli(
-            "sites", "add-key", site, database_url=server.database_url, data_dir=tmp_path / "var"
-        )
-        other_key = cli(
-            "sites",
-            "add-key",
-            site + "-b",
-            database_url=server.database_url,
-            data_dir=tmp_path / "var",
-        )
+        key = server.run(keys.add(site))
+        other_key = server.run(keys.add(site + "-b"))
         with server.client() as browser:
-            job = browser.post("/jobs/newjob", content=raw(newjob_body(site))).json()
-
-        def calls(headers: dict[str, str]) -> list[httpx.Response]:
-            with server.client(headers=headers) as client:
-                return [
-                    client.post("/jobs/getnewjobs", content=raw({"site": site})),
-                    client.post(
-                        "/jobs/updatejobstatus",
-                        content=raw({"site": site, "ulid": job["ulid"], "newStatus": "EXPOSING"}),
-                    ),
-                    client.post("/jobs/startjob", content=raw({"site": site, "ulid": job["ulid"]})),
-                    client.post("/logs/newlog", content=newlog_body(site, "hello")),
-                    client.post(f"/api/v1/sites/{site}/jobs/claim"),
-                    client.post(
-                        f"/api/v1/sites/{site}/jobs/{job['ulid']}/status",
-                        json={"status": "SLEWING"},
-                    ),
-                    client.post(f"/api/v1/sites/{site}/messages", json={"message": "hi"}),
-                    client.post(
-                        f"/api/v1/sites/{site}/events", json={"topic": "sitestatus", "data": 1}
-                    ),
-                ]
+            ulid = browser.post("/jobs/newjob", content=raw(newjob_body(site))).json()["ulid"]
 
         def statuses(headers: dict[str, str]) -> set[int]:
-            return {response.status_code for response in calls(headers)}
+            return _statuses(server, site, ulid, headers)
 
-        good = {200, 201, 202}
-        assert statuses({"X-Site-Key": key}) <= good
-        assert statuses({"Authorization": f"Bearer {key}"}) <= good
+        assert statuses({"X-Site-Key": key}) <= GOOD
+        assert statuses({"Authorization": f"Bearer {key}"}) <= GOOD
         no_key, wrong_key, others_key = (
             statuses({}),
             statuses({"X-Site-Key": "ork_bad_key"}),
             statuses({"X-Site-Key": other_key}),
         )
         if mode == "off":
-            assert no_key <= good and wrong_key <= good and others_key <= good
+            assert no_key <= GOOD and wrong_key <= GOOD and others_key <= GOOD
         else:
             assert no_key == {401} and wrong_key == {401} and others_key == {403}
-            refused = calls({})[0]
+            refused = _calls(server, site, ulid, {})[0]
             assert refused.json() == [] and "key" in refused.headers["x-obsrelay-error"]
+
+        assert server.run(keys.revoke(site, key.split("_")[1]))
+        revoked = statuses({"X-Site-Key": key})
+        assert revoked <= GOOD if mode == "off" else revoked == {401}
+        # Its last key revoked, the site is served without one again, except in required.
+        assert statuses({}) <= GOOD if mode != "required" else statuses({}) == {401}
+    finally:
+        server.close()
+
+
+def test_site_keys_from_the_cli(tmp_path, site):
+    """`obsrelay sites add-key`, `list` and `revoke-key`, in processes of their own, take
+    effect on a running app at once."""
+    server = InProcessApp(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, site_keys="auto")
+    try:
+        key = cli(
+            "sites", "add-key", site, database_url=server.database_url, data_dir=tmp_path / "var"
+        )
+        with server.client() as browser:
+            ulid = browser.post("/jobs/newjob", content=raw(newjob_body(site))).json()["ulid"]
+        assert _statuses(server, site, ulid, {"X-Site-Key": key}) <= GOOD
+        assert _statuses(server, site, ulid, {}) == {401}
 
         key_id = key.split("_")[1]
         listed = run_obsrelay("sites", "list", OBSRELAY_DATABASE_URL=server.database_url).stdout
@@ -163,10 +185,8 @@ def test_site_keys(mode, tmp_path, site):
             database_url=server.database_url,
             data_dir=tmp_path / "var",
         )
-        revoked = statuses({"X-Site-Key": key})
-        assert revoked <= good if mode == "off" else revoked == {401}
-        # Its last key revoked, the site is served without one again, except in required.
-        assert statuses({}) <= good if mode != "required" else statuses({}) == {401}
+        assert _statuses(server, site, ulid, {"X-Site-Key": key}) == {401}
+        assert _statuses(server, site, ulid, {}) <= GOOD
     finally:
         server.close()
 
