@@ -70,6 +70,9 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Run the obsrelay server (creates or migrates the database first)."""
+    # A wrong setting is told before the server's second of imports.
+    settings = _settings(config, host=host, port=port)
+
     import uvicorn
 
     from obsrelay.api.httpguard import guarded_protocol
@@ -77,7 +80,6 @@ def serve(
     from obsrelay.api.wsframes import FrameWriterProtocol
     from obsrelay.app import create_app
 
-    settings = _settings(config, host=host, port=port)
     _configure_logging(settings.log_level)
     _raise_open_file_limit()  # before the app reads it (OBSRELAY_MAX_WAITING=0)
     app = create_app(settings)
