@@ -2,7 +2,6 @@
 required site keys, the example site agent, and a user on the `obsrelay` CLI."""
 
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -15,17 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ServerProcess, last_line, run_obsrelay, start_server
+from tests.servers import (
+    ServerProcess,
+    child_environment,
+    last_line,
+    run_obsrelay,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow  # real processes, the CLI and the example site agent
 
 AGENT = Path(__file__).resolve().parents[2] / "examples" / "site_agent.py"
 SITE = "e2e-site"
-
-
-def _environment(**env: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OBSRELAY_")}
-    return {**clean, **env}
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Network:
         return [json.loads(line) for line in lines]
 
     def user_env(self) -> dict[str, str]:
-        return _environment(OBSRELAY_SERVER=self.server.url, OBSRELAY_TOKEN=self.token)
+        return child_environment({"OBSRELAY_SERVER": self.server.url, "OBSRELAY_TOKEN": self.token})
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
@@ -110,7 +110,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     assert key.startswith("ork_")
     agent = subprocess.Popen(
         [sys.executable, str(AGENT), "--server", server.url, "--site", SITE, "--speed", "10"],
-        env=_environment(OBSRELAY_SITE_KEY=key),
+        env=child_environment({"OBSRELAY_SITE_KEY": key}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
