@@ -38,14 +38,14 @@ chromium:
 
 # Three workers on this 2-core machine: much of the suite waits on servers and I/O. Each
 # test module runs on one worker, so that a module's server, browser or network of
-# processes starts once.
+# processes starts once; the longest modules go first (tests/conftest.py says which).
 test: lint chromium
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # While working: everything but the tests marked slow, without coverage (its floor is
 # for the whole suite). `make test` is what CI runs.
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 3 --dist loadfile -m "not slow" --no-cov
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -m "not slow" --no-cov
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.jobs

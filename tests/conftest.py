@@ -118,3 +118,33 @@ def redis_url() -> str:
         unavailable("Redis tests need OBSRELAY_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0")
     assert url
     return url
+
+
+# The modules that take longest, longest first, as `pytest --durations=0` summed them
+# per file (2026-11-22). `make test` hands whole modules to its workers in collection
+# order (--dist loadfile --no-loadscope-reorder); starting the long ones first keeps one
+# from starting last while the other workers idle. Only the order depends on this list.
+LONGEST_MODULES = (
+    "tests/api/test_longpoll.py",
+    "tests/api/compat/test_datastream.py",
+    "tests/system/test_end_to_end.py",
+    "tests/web/test_console.py",
+    "tests/system/test_security.py",
+    "tests/client/test_client.py",
+    "tests/auth/test_access.py",
+    "tests/test_config_and_cli.py",
+    "tests/api/test_fuzz.py",
+    "tests/system/test_limits.py",
+    "tests/system/test_pollers_race.py",
+    "tests/auth/test_tokens.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0]
+        if module in LONGEST_MODULES:
+            return LONGEST_MODULES.index(module)
+        return len(LONGEST_MODULES)
+
+    items.sort(key=rank)  # stable: the order within a module, and of the rest, stays
