@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: serve test test-fast lint style typecheck pytest bench clean chromium
+.PHONY: serve test test-fast lint style typecheck pytest screenshots bench clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "obsrelay needs Python 3.11 or newer"'
@@ -55,6 +55,11 @@ pytest: $(STAMP) chromium
 # for the whole suite). `make test` is what CI runs.
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -m "not slow" --no-cov
+
+# The browser tests write their screenshots under var/ (ignored); this refreshes the
+# committed ones that the README shows. Look at them before committing.
+screenshots: $(STAMP) chromium
+	OBSRELAY_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/web/test_console.py --no-cov -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.jobs

@@ -1,8 +1,10 @@
 """The web console in a real browser: Debian's Chromium driven by Playwright, against
 real servers. A site agent in the test (SiteClient) claims and reports the jobs.
 
-Screenshots of the console go to docs/screenshots (or OBSRELAY_SCREENSHOTS); the
-README shows one. Every page's console errors are collected and must stay empty.
+Screenshots of the console go to var/screenshots, which git ignores, or to
+OBSRELAY_SCREENSHOTS: `make screenshots` refreshes the committed ones in docs/screenshots,
+which the README shows, when the console's look changes. Every page's console errors are
+collected and must stay empty.
 """
 
 import os
@@ -31,7 +33,7 @@ OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 CHROMIUM = os.environ.get("OBSRELAY_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(
     os.environ.get(
-        "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+        "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"
     )
 )
 DESKTOP = {"width": 1400, "height": 900}
