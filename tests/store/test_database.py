@@ -1,4 +1,5 @@
-"""How transactions run on each backend: isolation of failures, and SQLite's lock handling."""
+"""How transactions run on each backend: isolation of failures, SQLite's lock handling, and
+the migrations, which must build exactly the schema that store/schema.py declares."""
 
 import asyncio
 import sqlite3
@@ -9,7 +10,17 @@ import pytest
 import sqlalchemy as sa
 
 from obsrelay.store.database import Database, Outage, open_database
-from obsrelay.store.schema import jobs
+from obsrelay.store.schema import jobs, metadata
+
+
+async def test_the_migrations_build_the_declared_schema(db: Database):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    def differences(conn: sa.Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    assert await db.read(differences) == []
 
 
 def _count(site: str):
@@ -146,9 +157,9 @@ async def test_claims_stored_as_history_sources_move_to_their_own_table(empty_da
     await db.write(_insert("01HZZZZZZZZZZZZZZZZZZZZZZ0", site))
     await db.write(_insert("01HZZZZZZZZZZZZZZZZZZZZZZ1", site))
 
-    def back_to_0006(conn: sa.Connection) -> None:
-        conn.execute(sa.text("DROP TABLE claims"))
-        conn.execute(sa.text("CREATE INDEX ix_job_history_source ON job_history (source)"))
+    await db.downgrade("0006")
+
+    def add_0006s_rows(conn: sa.Connection) -> None:
         history = sa.text(
             "INSERT INTO job_history (job_ulid, at_ms, queue, status, seconds_until_complete, "
             "source) VALUES (:ulid, 5, :queue, 'RECEIVED', -1, :source)"
@@ -160,9 +171,8 @@ async def test_claims_stored_as_history_sources_move_to_their_own_table(empty_da
         conn.execute(
             history, {"ulid": "01HZZZZZZZZZZZZZZZZZZZZZZ1", "queue": "alternate", "source": "site"}
         )
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0006'"))
 
-    await db.write(back_to_0006)
+    await db.write(add_0006s_rows)
     await db.close()
     db = open_database(empty_database_url)
     await db.upgrade()
@@ -196,12 +206,13 @@ async def test_stream_events_in_the_legacy_form_are_expired_and_numbering_goes_o
     await db.upgrade()
     site = "migrated"
 
-    def back_to_0007(conn: sa.Connection) -> None:
+    await db.downgrade("0007")
+
+    def add_0007s_rows(conn: sa.Connection) -> None:
         EventLog.append(conn, site, "jobs", ['{"statusId":"UNREAD#X"}'], 5)
         EventLog.append(conn, site, "userstatus", ['{"log_level":"info"}'], 5)
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0007'"))
 
-    await db.write(back_to_0007)
+    await db.write(add_0007s_rows)
     await db.close()
     db = open_database(empty_database_url)
     await db.upgrade()

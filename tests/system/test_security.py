@@ -12,6 +12,7 @@ import httpx
 import pytest
 import websockets
 
+from obsrelay.store.database import open_database
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
 from tests.servers import last_line, register_site, run_obsrelay, start_server
@@ -145,6 +146,14 @@ def test_a_claim_that_cannot_be_answered_leaves_the_jobs_unread(tmp_path, site):
         server.stop()
 
 
+async def downgrade(url: str, revision: str) -> None:
+    db = open_database(url)
+    try:
+        await db.downgrade(revision)
+    finally:
+        await db.close()
+
+
 def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
     """Rows that an older version stored and that cannot be sent are repaired on upgrade."""
     import sqlite3
@@ -160,11 +169,8 @@ def test_rows_stored_by_an_older_version_are_repaired(tmp_path, site):
             "UPDATE jobs SET required_params = ?, optional_params = ? WHERE ulid = ?",
             ('{"a": NaN, "b": "\\ud800x", "c": 1' + "0" * 30 + "}", '{"d": Infinity}', job["ulid"]),
         )
-        conn.execute("UPDATE stream_events SET data = ? WHERE site = ?", ('{"x": NaN}', site))
-        # Back to the schema of revision 0005, which stored those rows.
-        conn.execute("DROP TABLE claims")
-        conn.execute("CREATE INDEX ix_job_history_source ON job_history (source)")
-        conn.execute("UPDATE alembic_version SET version_num = '0005'")
+    # Back to the schema of revision 0005, which stored such rows.
+    asyncio.run(downgrade(url, "0005"))
     server = start_server(url, tmp_path)
     try:
         [listed] = server.http.post("/jobs/getrecentjobs", content=raw({"site": site})).json()

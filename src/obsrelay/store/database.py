@@ -164,17 +164,25 @@ class Database:
 
     async def upgrade(self) -> None:
         """Creates or migrates the schema to the newest revision; safe from several processes."""
+        await self.migrate(lambda config: command.upgrade(config, "head"))
+
+    async def downgrade(self, revision: str) -> None:
+        """Migrates the schema back to `revision` (each migration's `downgrade`)."""
+        await self.migrate(lambda config: command.downgrade(config, revision))
+
+    async def migrate(self, step: Callable[[Config], None]) -> None:
+        """Runs an Alembic command on a connection of its own, in one transaction."""
         raise NotImplementedError
 
     async def close(self) -> None:
         raise NotImplementedError
 
 
-def _alembic_upgrade(connection: sa.Connection) -> None:
+def _alembic_config(connection: sa.Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
 
 
 class PostgresDatabase(Database):
@@ -194,12 +202,12 @@ class PostgresDatabase(Database):
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
 
-    async def upgrade(self) -> None:
+    async def migrate(self, step: Callable[[Config], None]) -> None:
         def migrate(conn: sa.Connection) -> None:
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
             )
-            _alembic_upgrade(conn)
+            step(_alembic_config(conn))
 
         await self.write(migrate)
 
@@ -319,12 +327,12 @@ class SQLiteDatabase(Database):
         conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
         conn.rollback()
 
-    async def upgrade(self) -> None:
+    async def migrate(self, step: Callable[[Config], None]) -> None:
         def migrate() -> None:
             conn = self._worker_connection()
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                _alembic_upgrade(conn)
+                step(_alembic_config(conn))
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
                 conn.rollback()
