@@ -29,8 +29,11 @@ from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
 from obsrelay.bus import Notice, open_bus
 from obsrelay.config import Settings, load_settings
+from obsrelay.domain.jobs import Deadlines
+from obsrelay.domain.presence import Call
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
+from obsrelay.services.presence import Presence
 from obsrelay.services.sites import SiteRegistry
 from obsrelay.services.stream import EventLog, Hub
 from obsrelay.services.waiting import JobWaiters
@@ -121,21 +124,33 @@ def create_app(settings: Settings) -> FastAPI:
         events = EventLog(db, bus)
         jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
         access, closers = build_access(settings, db)
+        waiters = JobWaiters(
+            jobs,
+            settings.longpoll_recheck,
+            max_per_client=settings.max_waiting_per_client,
+            # "0": half the open-file limit, read at start (`obsrelay serve` raised it).
+            max_total=settings.max_waiting or _half_the_open_file_limit(),
+        )
+        presence = Presence(
+            db,
+            events,
+            offline_after=settings.site_offline_after,
+            deadlines=Deadlines(
+                overdue_grace_ms=int(settings.job_overdue_grace * 1000),
+                abandoned_after_ms=int(settings.job_abandoned_after * 1000),
+            ),
+            still_connected=lambda: ((site, Call.poll(queue)) for site, queue in waiters.holding()),
+        )
         services = Services(
             settings=settings,
             db=db,
             bus=bus,
             events=events,
             hub=Hub(events),
-            waiters=JobWaiters(
-                jobs,
-                settings.longpoll_recheck,
-                max_per_client=settings.max_waiting_per_client,
-                # "0": half the open-file limit, read at start (`obsrelay serve` raised it).
-                max_total=settings.max_waiting or _half_the_open_file_limit(),
-            ),
+            waiters=waiters,
             jobs=jobs,
             messages=MessageService(db, events, retention_seconds=settings.message_retention),
+            presence=presence,
             access=access,
         )
         app.state.services = services
@@ -152,6 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
             services.waiters.on_notice(notice)
 
         await bus.start(on_notice)
+        await presence.start()
         sweepers = [
             asyncio.create_task(
                 _sweep_forever("expiry", jobs.expire_stale, settings.sweep_interval)
@@ -169,6 +185,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
             services.waiters.close()
+            await presence.close()
             await bus.close()
             await services.hub.close()
             for close in closers:

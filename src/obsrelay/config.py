@@ -72,6 +72,24 @@ class Settings(BaseSettings):
         description="An unread job older than this is never delivered and becomes EXPIRED "
         "(seconds or '12h', '1d'; 0 turns expiry off).",
     )
+    site_offline_after: float = Field(
+        60.0,
+        ge=1,
+        description="A site not heard from for this long is offline (seconds or '2m'; "
+        "the site software polls every 3-15 s).",
+    )
+    job_overdue_grace: float = Field(
+        60.0,
+        ge=0,
+        description="A running job is overdue when the site's own estimate of the time "
+        "left, and then this long, pass without a report.",
+    )
+    job_abandoned_after: float = Field(
+        600.0,
+        gt=0,
+        description="A job the site received is abandoned when it has reported nothing "
+        "on it for this long.",
+    )
     longpoll_recheck: float = Field(
         1.0,
         gt=0,
@@ -233,7 +251,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not an address or network") from None
         return value
 
-    @field_validator("job_expiry", "sweep_interval", "message_retention", mode="before")
+    @field_validator(
+        "job_expiry",
+        "sweep_interval",
+        "message_retention",
+        "site_offline_after",
+        "job_overdue_grace",
+        "job_abandoned_after",
+        mode="before",
+    )
     @classmethod
     def _parse_duration(cls, value: object) -> float:
         return parse_duration(value)

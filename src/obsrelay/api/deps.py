@@ -15,6 +15,7 @@ from obsrelay.bus import Bus
 from obsrelay.config import Settings
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
+from obsrelay.services.presence import Presence
 from obsrelay.services.stream import EventLog, Hub
 from obsrelay.services.waiting import JobWaiters
 from obsrelay.store.database import Database
@@ -32,6 +33,7 @@ class Services:
     waiters: JobWaiters
     jobs: JobService
     messages: MessageService
+    presence: Presence
     access: Access
     # Open stream sockets per client address (api/streaming.py keeps it).
     sockets_per_client: dict[str, int] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from obsrelay.api.body import require
 from obsrelay.api.deps import services_of
 from obsrelay.auth.access import Access, Action, Actor, Credentials
 from obsrelay.domain.jobs import Identity, validate_name, validate_roles, validate_site
+from obsrelay.domain.presence import Call
 
 
 def access_of(connection: HTTPConnection) -> Access:
@@ -55,12 +56,19 @@ async def ensure(
 
 @contextlib.asynccontextmanager
 async def acting_as_site(
-    request: HTTPConnection, site: str, *, count: str | None = None
+    request: HTTPConnection, site: str, call: Call, *, count: str | None = None
 ) -> AsyncIterator[Actor]:
     """Runs a site call: `ensure` first, and, when the call succeeded, registers a site
-    that did not exist (so a refused call leaves nothing behind)."""
+    that did not exist (so a refused call leaves nothing behind).
+
+    A call let in is the site's sign of life (services/presence.py), noted as it starts
+    and again as it ends: a long-poll may have waited in between.
+    """
     actor = await ensure(request, Action.ACT_AS_SITE, site, count=count)
+    presence = services_of(request).presence
+    presence.seen(site, call)
     yield actor
+    presence.seen(site, call)
     await access_of(request).register_new_site(actor, site)
 
 
@@ -85,17 +93,17 @@ async def site_name(site: Annotated[str, Path(description="The site's name, e.g.
 
 
 def _site_dependency(action: Action, count: str | None = None) -> Callable[[Request, str], Any]:
-    if action is not Action.ACT_AS_SITE:
+    async def dependency(request: Request, site: str = Depends(site_name)) -> str:
+        await ensure(request, action, site, count=count)
+        return site
 
-        async def dependency(request: Request, site: str = Depends(site_name)) -> str:
-            await ensure(request, action, site, count=count)
-            return site
+    return dependency
 
-        return dependency
 
+def _site_call(call: Call, count: str) -> Callable[[Request, str], Any]:
     async def site_call(request: Request, site: str = Depends(site_name)) -> AsyncIterator[str]:
         # A dependency with yield: the part after it runs once the endpoint succeeded.
-        async with acting_as_site(request, site, count=count):
+        async with acting_as_site(request, site, call, count=count):
             yield site
 
     return site_call
@@ -110,9 +118,8 @@ def _commander(count: str) -> Callable[[Request, str], Awaitable[Actor]]:
 
 # The path's site, once the request may do the named action there.
 SiteForReading = Annotated[str, Depends(_site_dependency(Action.READ))]
-SiteAsCaller = Annotated[str, Depends(_site_dependency(Action.ACT_AS_SITE))]
-SiteAsReporter = Annotated[str, Depends(_site_dependency(Action.ACT_AS_SITE, "updates"))]
-SiteAsMessenger = Annotated[str, Depends(_site_dependency(Action.ACT_AS_SITE, "messages"))]
-SiteAsEventSource = Annotated[str, Depends(_site_dependency(Action.ACT_AS_SITE, "events"))]
+SiteAsReporter = Annotated[str, Depends(_site_call(Call.STATUS, "updates"))]
+SiteAsMessenger = Annotated[str, Depends(_site_call(Call.MESSAGE, "messages"))]
+SiteAsEventSource = Annotated[str, Depends(_site_call(Call.EVENT, "events"))]
 # The user commanding the path's site.
 Commander = Annotated[Actor, Depends(_commander("jobs"))]

@@ -95,8 +95,8 @@ class Connection:
             return
         frames = []
         for event, frame in batch:
-            if event.site != self.site:
-                continue
+            if event.site != self.site or not frame:
+                continue  # another site's, or not for this stream (see Render)
             if event.seq is not None:
                 if event.seq <= self.cursor:
                     continue  # already given (by the replay)

@@ -92,8 +92,9 @@ class Frame:
     a live-only event).
 
     Topic "job" carries a job (`job`), "message" a message (`message`), in the same
-    shapes as the API's lists; any other topic is a live event, with its `data` as
-    posted.
+    shapes as the API's lists; "presence" says the site's software went online or
+    offline (`data`: `online`, `since_ms`); any other topic is a live event, with its
+    `data` as posted.
     """
 
     site: str

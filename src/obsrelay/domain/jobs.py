@@ -18,8 +18,10 @@ from obsrelay.domain.lifecycle import (
     COMPLETE,
     UNREAD,
     Cause,
+    State,
     is_final,
     may_change,
+    state_of,
 )
 from obsrelay.domain.values import check_json, check_string, quote
 
@@ -70,6 +72,34 @@ class QueueState:
     @property
     def is_final(self) -> bool:
         return is_final(self.status)
+
+
+class Flag(StrEnum):
+    """Why a job that the site has needs a person's eye. A flag only shows: a flagged job
+    is never delivered again by itself, since an exposure, a slew or a roof command
+    must not run twice."""
+
+    OVERDUE = "overdue"  # the site's own estimate, and a grace period, passed without news
+    ABANDONED = "abandoned"  # received, and never reported on
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """When a job the site holds becomes overdue or abandoned (the operator's settings)."""
+
+    overdue_grace_ms: int
+    abandoned_after_ms: int
+
+    def flag(self, state: QueueState, now_ms: int) -> Flag | None:
+        """The flag of a queue's state at `now_ms`, or None."""
+        silent_ms = now_ms - state.updated_ms
+        current = state_of(state.status)
+        if current is State.RECEIVED:
+            return Flag.ABANDONED if silent_ms > self.abandoned_after_ms else None
+        if current is State.RUNNING and state.seconds_until_complete >= 0:
+            promised_ms = state.seconds_until_complete * 1000 + self.overdue_grace_ms
+            return Flag.OVERDUE if silent_ms > promised_ms else None
+        return None
 
 
 @dataclass(frozen=True, slots=True)

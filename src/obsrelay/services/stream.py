@@ -32,7 +32,9 @@ log = logging.getLogger("obsrelay.stream")
 
 TOPIC_JOB = "job"
 TOPIC_MESSAGE = "message"
-OWN_TOPICS = frozenset({TOPIC_JOB, TOPIC_MESSAGE})
+# A site went online or offline (services/presence.py): live only, native stream only.
+TOPIC_PRESENCE = "presence"
+OWN_TOPICS = frozenset({TOPIC_JOB, TOPIC_MESSAGE, TOPIC_PRESENCE})
 _PAGE = 500
 
 
@@ -119,6 +121,7 @@ class EventLog:
         return await self._db.write(lambda conn: queries.delete_events_before(conn, at_ms, batch))
 
 
+# An event's frame for one kind of stream; empty when that stream does not carry it.
 Render = Callable[[StreamEvent], bytes]
 
 

@@ -24,6 +24,7 @@ class Waiter:
     def __init__(self) -> None:
         self.woken = asyncio.Event()
         self.hung_up = False
+        self.queue = Queue.PRIMARY
 
     def hang_up(self) -> None:
         self.hung_up = True
@@ -100,6 +101,12 @@ class JobWaiters:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.close)
 
+    def holding(self) -> Iterator[tuple[str, Queue]]:
+        """The site and queue of each claim waiting now: a site connected at this moment."""
+        for site, waiters in self._waiting.items():
+            for waiter in waiters:
+                yield site, waiter.queue
+
     def _wake_all(self) -> None:
         for waiters in self._waiting.values():
             for waiter in waiters:
@@ -135,6 +142,7 @@ class JobWaiters:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        waiter.queue = queue
         with self._registered(site, waiter):
             while True:
                 # Cleared before looking: a wake-up during the look is not lost.

@@ -7,7 +7,17 @@ depend on the jobs waiting for a site, not on every job ever stored.
 
 import sqlalchemy as sa
 
+from obsrelay.domain.lifecycle import FINAL_STATUSES, UNREAD
+from obsrelay.domain.presence import Call
+
 metadata = sa.MetaData()
+
+# The jobs that a site holds on its primary queue (received, or running): the partial
+# index over them serves the sites' overview. The same text is in the queries, since
+# SQLite uses a partial index only for a WHERE term written exactly as its own.
+HELD_PRIMARY = "primary_status NOT IN ({})".format(
+    ", ".join(f"'{status}'" for status in sorted(FINAL_STATUSES | {UNREAD}))
+)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -46,6 +56,13 @@ jobs = sa.Table(
         "ulid",
         sqlite_where=sa.text("alternate_status = 'UNREAD'"),
         postgresql_where=sa.text("alternate_status = 'UNREAD'"),
+    ),
+    sa.Index(
+        "ix_jobs_held_primary",
+        "site",
+        "ulid",
+        sqlite_where=sa.text(HELD_PRIMARY),
+        postgresql_where=sa.text(HELD_PRIMARY),
     ),
 )
 
@@ -137,4 +154,17 @@ site_keys = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("revoked_ms", sa.BigInteger, nullable=True),
     sa.Index("ix_site_keys_site", "site"),
+)
+
+# Each site's signs of life (domain/presence.py): whether it is online, since when,
+# when it was last seen, and when each kind of call last came. Written every few
+# seconds from each process's sightings in memory, never on a request's path.
+site_presence = sa.Table(
+    "site_presence",
+    metadata,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("online", sa.Boolean, nullable=False),
+    sa.Column("since_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=True),
+    *(sa.Column(f"{call}_ms", sa.BigInteger, nullable=True) for call in Call),
 )

@@ -3,6 +3,7 @@
 Functions of a Connection, run by `Database.read` or `Database.write`; none commits.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,12 @@ def get_site(conn: sa.Connection, name: str) -> SiteRow | None:
     return _site_row(row) if row else None
 
 
-def list_sites(conn: sa.Connection) -> list[SiteRow]:
-    return [_site_row(row) for row in conn.execute(sa.select(sites).order_by(sites.c.name))]
+def list_sites(conn: sa.Connection, names: Iterable[str] | None = None) -> list[SiteRow]:
+    """The registered sites in name order; with `names`, only those of them."""
+    query = sa.select(sites).order_by(sites.c.name)
+    if names is not None:
+        query = query.where(sites.c.name.in_(list(names)))
+    return [_site_row(row) for row in conn.execute(query)]
 
 
 def count_sites(conn: sa.Connection) -> int:

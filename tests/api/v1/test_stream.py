@@ -18,13 +18,22 @@ def stream_url(server: ServerProcess, site: str, query: str = "") -> str:
     return ws_url(server.url, query, path=f"/api/v1/sites/{site}/stream")
 
 
+async def _next(ws: ClientConnection, wait: float) -> dict[str, Any]:
+    """The next frame but a presence one: a site that calls comes online meanwhile, and
+    tests/system/test_presence.py tests those."""
+    while True:
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), wait))
+        if frame["topic"] != "presence":
+            return frame
+
+
 async def frames(ws: ClientConnection, count: int, wait: float = 10.0) -> list[dict[str, Any]]:
-    return [json.loads(await asyncio.wait_for(ws.recv(), wait)) for _ in range(count)]
+    return [await _next(ws, wait) for _ in range(count)]
 
 
 async def nothing_more(ws: ClientConnection, wait: float = 0.3) -> None:
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), wait)
+        await _next(ws, wait)
 
 
 async def test_frames_carry_the_apis_own_shapes_and_numbers(server: ServerProcess, site: str):

@@ -30,11 +30,14 @@ from obsrelay.api.wsframes import encode_text_frame
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput, ObsrelayError
 from obsrelay.domain.jobs import validate_site
-from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, StreamEvent
+from obsrelay.services.stream import TOPIC_JOB, TOPIC_MESSAGE, TOPIC_PRESENCE, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
 
 # The hosted service's names for obsrelay's own topics. No live event may use them.
 LEGACY_TOPICS = {TOPIC_JOB: "jobs", TOPIC_MESSAGE: "userstatus"}
+# obsrelay's topics that the hosted datastream never had: they are not sent here, since
+# the real front end logs every unknown topic to the browser's console.
+NATIVE_ONLY_TOPICS = frozenset({TOPIC_PRESENCE})
 
 
 def _legacy_data(event: StreamEvent) -> tuple[str, str]:
@@ -48,7 +51,9 @@ def _legacy_data(event: StreamEvent) -> tuple[str, str]:
 
 
 def render_legacy_frame(event: StreamEvent) -> bytes:
-    """The event as the hosted datastream's websocket frame."""
+    """The event as the hosted datastream's websocket frame; nothing for a native-only one."""
+    if event.topic in NATIVE_ONLY_TOPICS:
+        return b""
     topic, data = _legacy_data(event)
     head = f'{{"site":{json.dumps(event.site)},"topic":{json.dumps(topic)},"data":'
     tail = "}" if event.seq is None else f',"id":"{event.seq}"}}'

@@ -29,6 +29,7 @@ from obsrelay.domain.jobs import (
     validate_ulid,
 )
 from obsrelay.domain.lifecycle import STARTED
+from obsrelay.domain.presence import Call
 from obsrelay.services.jobs import JobService
 
 log = logging.getLogger("obsrelay.api")
@@ -96,7 +97,7 @@ async def getnewjobs(request: Request) -> Response:
         wait, headers = longpoll.wait_and_headers(
             body.get("wait", request.query_params.get("wait"))
         )
-        async with acting_as_site(request, site):
+        async with acting_as_site(request, site, Call.poll(queue)):
             answer = await longpoll.claim(request, site, queue, wire_json, headers, wait=wait)
     except Exception as error:
         response = response_for(request.url.path, error)
@@ -117,7 +118,7 @@ async def _report(
     ulid = validate_ulid(body["ulid"])
     queue = parse_queue(body)
     seconds = normalize_seconds(body.get("secondsUntilComplete"))
-    async with acting_as_site(request, site, count="updates"):
+    async with acting_as_site(request, site, Call.STATUS, count="updates"):
         job = await jobs.report_status(site, ulid, queue, status, seconds)
     return JSONResponse(job_to_wire(job.to_data()))
 

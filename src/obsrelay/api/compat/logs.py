@@ -13,6 +13,7 @@ from obsrelay.api.permissions import acting_as_site, ensure
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
+from obsrelay.domain.presence import Call
 from obsrelay.domain.values import quote
 from obsrelay.services.messages import MessageService
 
@@ -27,7 +28,7 @@ async def newlog(
 ) -> JSONResponse:
     require(body, "site", "log_message")
     site = validate_site(body["site"])
-    async with acting_as_site(request, site, count="messages"):
+    async with acting_as_site(request, site, Call.MESSAGE, count="messages"):
         message = await messages.post(
             site,
             body["log_message"],

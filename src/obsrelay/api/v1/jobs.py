@@ -9,10 +9,10 @@ from obsrelay.api.body import StrictJsonRoute, encode_strictly
 from obsrelay.api.deps import job_service
 from obsrelay.api.permissions import (
     Commander,
-    SiteAsCaller,
     SiteAsReporter,
     SiteForReading,
     access_of,
+    acting_as_site,
     credentials,
     ensure,
     site_name,
@@ -30,6 +30,7 @@ from obsrelay.api.v1.models import (
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import Forbidden, NotFound
 from obsrelay.domain.jobs import Identity, Job, NewJob, Queue, status_name, validate_ulid
+from obsrelay.domain.presence import Call
 from obsrelay.services.jobs import JobService
 
 router = APIRouter(
@@ -108,19 +109,23 @@ async def list_jobs(
     summary="Claim the site's unread jobs (marks them RECEIVED)",
     response_model=list[JobOut],
 )
-async def claim_jobs(request: Request, site: SiteAsCaller, body: ClaimIn | None = None) -> Response:
+async def claim_jobs(
+    request: Request, site: str = Depends(site_name), body: ClaimIn | None = None
+) -> Response:
     body = body or ClaimIn()
+    queue = Queue(body.queue)
     wait, headers = longpoll.wait_and_headers(body.wait)
-    answer = await longpoll.claim(
-        request,
-        site,
-        Queue(body.queue),
-        _claim_json,
-        headers,
-        wait=wait,
-        limit=body.limit,
-        claim_id=body.claim_id,
-    )
+    async with acting_as_site(request, site, Call.poll(queue)):
+        answer = await longpoll.claim(
+            request,
+            site,
+            queue,
+            _claim_json,
+            headers,
+            wait=wait,
+            limit=body.limit,
+            claim_id=body.claim_id,
+        )
     return Response(answer, media_type="application/json", headers=headers)
 
 

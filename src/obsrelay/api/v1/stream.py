@@ -6,6 +6,8 @@
   history), with each queue's status and the time it last changed;
 - topic "message": `data` is the message as `GET /api/v1/sites/{site}/messages` gives
   it, with its `ulid`;
+- topic "presence": the site's software went online or offline, `data` is
+  `{"online", "since_ms"}` (live, with no `id`; `GET /api/v1/sites/{site}` has the rest);
 - any other topic: a live event posted to `/api/v1/sites/{site}/events`, as posted,
   with no `id`.
 
