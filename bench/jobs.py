@@ -10,11 +10,17 @@ It prints requests per second and p50/p99 latency for /healthz, `newjob` and an 
 `getnewjobs` poll, and each one's ratio to /healthz measured in the same run: the
 endpoints take turns over several rounds, and the medians are reported.
 Targets (issue 2): newjob >= 0.30 x healthz; empty getnewjobs >= 0.30 x healthz.
+
+With `--baseline DIR` (another checkout, e.g. a `git worktree` of an earlier commit,
+with its own `.venv`), that checkout's server takes its turns in the same rounds, and
+each endpoint is also given as a ratio to it. Issue 12: the empty poll stays within
+10 % of the commit before site presence (e49e83f).
 """
 
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -114,72 +120,43 @@ def load(url: str, method: str, body: str, connections: int, seconds: float) -> 
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--postgres", help="An admin URL; a fresh database is made on it.")
-    parser.add_argument("--finished-jobs", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=16)
-    args = parser.parse_args()
-
-    workdir = Path(tempfile.mkdtemp(prefix="obsrelay-bench-"))
-    scratch_db = None
-    if args.postgres:
-        scratch_db = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{scratch_db}"'))
-        database_url = make_url(args.postgres).set(database=scratch_db).render_as_string(False)
-    else:
-        database_url = f"sqlite:///{workdir / 'bench.db'}"
-    backend = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"backend: {backend}; seeding {args.finished_jobs} finished jobs ...", flush=True)
-    asyncio.run(seed_finished_jobs(database_url, args.finished_jobs))
-    server = start_server(database_url, workdir)
-    try:
-        newjob_body = json.dumps(
-            {
-                "site": NEW_SITE,
-                "device": "camera",
-                "instance": "camera1",
-                "action": "expose",
-                "required_params": {"time": "30"},
-                "optional_params": {"filter": "R"},
-                "user_name": "Bench",
-                "user_id": "bench",
-            }
-        )
-        scenarios = [
-            ("GET /healthz", "GET", "/healthz", ""),
-            ("POST /jobs/newjob", "POST", "/jobs/newjob", newjob_body),
-            (
-                "POST /jobs/getnewjobs (empty)",
-                "POST",
-                "/jobs/getnewjobs",
-                json.dumps({"site": POLLED_SITE}),
-            ),
-        ]
-        # Interleaved rounds, each endpoint in turn, so that a machine whose speed
-        # drifts (shared cores) affects every endpoint alike; medians are reported.
-        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in scenarios}
-        for _, method, path, body in scenarios:
-            load(server.url + path, method, body, args.connections, 1.0)  # warm up
-        for _ in range(args.rounds):
-            for name, method, path, body in scenarios:
-                rounds[name].append(
-                    load(server.url + path, method, body, args.connections, args.seconds)
-                )
-    finally:
-        server.stop()
-        if scratch_db:
-            asyncio.run(
-                _admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch_db}" WITH (FORCE)')
-            )
-
-    base_rounds = rounds["GET /healthz"]
-    print(
-        f"\n{backend}, {args.finished_jobs} finished jobs stored, {args.connections} "
-        f"connections, {args.rounds} interleaved rounds of {args.seconds:.0f} s (medians)\n"
+def _scenarios() -> list[tuple[str, str, str, str]]:
+    newjob_body = json.dumps(
+        {
+            "site": NEW_SITE,
+            "device": "camera",
+            "instance": "camera1",
+            "action": "expose",
+            "required_params": {"time": "30"},
+            "optional_params": {"filter": "R"},
+            "user_name": "Bench",
+            "user_id": "bench",
+        }
     )
+    return [
+        ("GET /healthz", "GET", "/healthz", ""),
+        ("POST /jobs/newjob", "POST", "/jobs/newjob", newjob_body),
+        (
+            "POST /jobs/getnewjobs (empty)",
+            "POST",
+            "/jobs/getnewjobs",
+            json.dumps({"site": POLLED_SITE}),
+        ),
+    ]
+
+
+def _medians(runs: list[dict[str, Any]]) -> tuple[float, float, float, int]:
+    return (
+        statistics.median(r["rps"] for r in runs),
+        statistics.median(r["p50_ms"] for r in runs),
+        statistics.median(r["p99_ms"] for r in runs),
+        sum(r["errors"] for r in runs),
+    )
+
+
+def _print_table(title: str, rounds: dict[str, list[dict[str, Any]]]) -> None:
+    base_rounds = rounds["GET /healthz"]
+    print(f"\n{title}")
     print(
         f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'x healthz':>10}"
     )
@@ -190,12 +167,107 @@ def main() -> None:
         verdict = ""
         if not name.startswith("GET"):
             verdict = "  ok" if ratio >= TARGET_RATIO else f"  BELOW {TARGET_RATIO}"
-        print(
-            f"{name:32} {statistics.median(r['rps'] for r in runs):>9.0f} "
-            f"{statistics.median(r['p50_ms'] for r in runs):>8.2f} "
-            f"{statistics.median(r['p99_ms'] for r in runs):>8.2f} "
-            f"{sum(r['errors'] for r in runs):>7} {ratio:>10.2f}{verdict}"
+        rps, p50, p99, errors = _medians(runs)
+        print(f"{name:32} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors:>7} {ratio:>10.2f}{verdict}")
+
+
+def _fresh_database(
+    args: argparse.Namespace, workdir: Path, checkout: Path
+) -> tuple[str, str | None]:
+    """(URL, scratch PostgreSQL database to drop) of a new database, made, seeded and
+    given its sites by `checkout`'s own code, so that its schema is that checkout's."""
+    scratch = None
+    if args.postgres:
+        scratch = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{scratch}"'))
+        url = make_url(args.postgres).set(database=scratch).render_as_string(False)
+    else:
+        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
+    python = str(checkout / ".venv" / "bin" / "python")
+    seed = (
+        "import asyncio, sys; from bench.jobs import seed_finished_jobs; "
+        "asyncio.run(seed_finished_jobs(sys.argv[1], int(sys.argv[2])))"
+    )
+    subprocess.run([python, "-c", seed, url, str(args.finished_jobs)], cwd=checkout, check=True)
+    for site in (POLLED_SITE, NEW_SITE):
+        subprocess.run(
+            [python, "-m", "obsrelay", "sites", "add", site],
+            cwd=checkout,
+            env={**os.environ, "OBSRELAY_DATABASE_URL": url},
+            check=True,
+            capture_output=True,
         )
+    return url, scratch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postgres", help="An admin URL; a fresh database is made on it.")
+    parser.add_argument("--finished-jobs", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="Another checkout, with its own .venv (make .venv/.installed): its server "
+        "is measured in the same rounds, and each endpoint compared with it.",
+    )
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="obsrelay-bench-"))
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"backend: {backend}; seeding {args.finished_jobs} finished jobs ...", flush=True)
+    checkouts = {"this checkout": Path(__file__).resolve().parent.parent}
+    if args.baseline:
+        checkouts["baseline"] = args.baseline.resolve()
+    scratch: list[str] = []
+    servers = {}
+    try:
+        for label, checkout in checkouts.items():
+            url, scratch_db = _fresh_database(args, workdir, checkout)
+            scratch += [scratch_db] if scratch_db else []
+            python = str(checkout / ".venv" / "bin" / "python")
+            servers[label] = start_server(url, workdir, python=python, measured=False)
+        scenarios = _scenarios()
+        # Interleaved rounds, each endpoint (and each server) in turn, so that a machine
+        # whose speed drifts (shared cores) affects all alike; medians are reported.
+        rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
+            label: {name: [] for name, *_ in scenarios} for label in servers
+        }
+        for server in servers.values():
+            for _, method, path, body in scenarios:
+                load(server.url + path, method, body, args.connections, 1.0)  # warm up
+        for _ in range(args.rounds):
+            for name, method, path, body in scenarios:
+                for label, server in servers.items():
+                    rounds[label][name].append(
+                        load(server.url + path, method, body, args.connections, args.seconds)
+                    )
+    finally:
+        for server in servers.values():
+            server.stop()
+        for name in scratch:
+            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    setup = (
+        f"{backend}, {args.finished_jobs} finished jobs stored, {args.connections} "
+        f"connections, {args.rounds} interleaved rounds of {args.seconds:.0f} s (medians)"
+    )
+    for label in servers:
+        _print_table(f"{label}: {setup}", rounds[label])
+    if args.baseline:
+        print(f"\nthis checkout / baseline ({args.baseline}), per round, medians:")
+        print(f"{'endpoint':32} {'req/s':>9} {'p50':>8} {'p99':>8}")
+        for name, *_ in scenarios:
+            pairs = list(zip(rounds["this checkout"][name], rounds["baseline"][name], strict=True))
+            print(
+                f"{name:32} "
+                + " ".join(
+                    f"{statistics.median(a[key] / b[key] for a, b in pairs):>8.2f}x"
+                    for key in ("rps", "p50_ms", "p99_ms")
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -190,13 +190,15 @@ def start_server(
     *,
     port: int | None = None,
     measured: bool = True,
+    python: str = sys.executable,
     **env: str,
 ) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers.
 
     With `database_url` None the server uses its default (a SQLite file under ./var);
     `port` to come back where a stopped server was. `measured=False` keeps coverage's
-    tracer out of the process (see UNMEASURED).
+    tracer out of the process (see UNMEASURED). `python`: another checkout's
+    interpreter, for a benchmark's baseline.
     """
     port = port or free_port()
     log_path = workdir / f"server-{port}.log"
@@ -213,7 +215,7 @@ def start_server(
         process = subprocess.Popen(
             # "{port}" in a command stands for the free port chosen here.
             [
-                sys.executable,
+                python,
                 *(arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]),
             ],
             cwd=workdir,

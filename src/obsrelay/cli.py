@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from obsrelay.cli_remote import jobs_app, logs_app
+from obsrelay.cli_remote import (
+    DEFAULT_SERVER,
+    JsonOption,
+    ServerOption,
+    TokenOption,
+    jobs_app,
+    logs_app,
+    show_sites,
+)
 from obsrelay.config import ConfigError, Settings, load_settings, unknown_env_names
 
 if TYPE_CHECKING:
@@ -20,7 +28,11 @@ db_app = typer.Typer(help="Manage the database.")
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="User tokens (local auth mode).")
 app.add_typer(tokens_app, name="tokens")
-sites_app = typer.Typer(help="Sites, and their keys: the credentials of their software.")
+sites_app = typer.Typer(
+    help="Sites, and their keys: the credentials of their software. Without a command: "
+    "whether each site's software is alive, from a running server.",
+    invoke_without_command=True,
+)
 app.add_typer(sites_app, name="sites")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(logs_app, name="logs")
@@ -197,6 +209,19 @@ def _site_name(site: str) -> str:
     except InvalidInput as error:
         typer.echo(f"obsrelay: {error.message}", err=True)
         raise typer.Exit(2) from None
+
+
+@sites_app.callback()
+def sites_overview(
+    context: typer.Context,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every site of a running server: online or OFFLINE since when, last seen, unread
+    and held jobs, overdue and abandoned ones, the last message. Offline sites first."""
+    if context.invoked_subcommand is None:
+        show_sites(server, token, as_json)
 
 
 @sites_app.command("add")

@@ -1,4 +1,5 @@
-"""The `obsrelay jobs` and `obsrelay logs` commands: a running server, from the terminal.
+"""The `obsrelay jobs`, `obsrelay logs` and `obsrelay sites` (without a subcommand)
+commands: a running server, from the terminal.
 
 Server and credentials come from --server/OBSRELAY_SERVER, --token/OBSRELAY_TOKEN
 (a user's) and --key/OBSRELAY_SITE_KEY (a site's). Every command takes --json and
@@ -26,6 +27,7 @@ from obsrelay.client import (
     Message,
     ObsrelayError,
     ServerUnavailable,
+    Site,
     SiteClient,
     UserClient,
 )
@@ -358,3 +360,72 @@ def logs_tail(
                     show(live)
         except KeyboardInterrupt:
             pass
+
+
+def _utc(ms: float, now_ms: float) -> str:
+    """A time in UTC, as astronomers read it: the clock today, the date before."""
+    at, now = time.gmtime(ms / 1000), time.gmtime(now_ms / 1000)
+    same_day = at[:3] == now[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M", at) + " UTC"
+
+
+def _ago(ms: float | None, now_ms: float) -> str:
+    if ms is None:
+        return "never"
+    seconds = max(0, round((now_ms - ms) / 1000))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def _sites_table(sites: list[Site], now_ms: float) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("site", "state", "since", "last seen", "unread", "held", "attention"):
+        table.add_column(column, no_wrap=column != "attention")
+    if out.width >= 100:
+        table.add_column("last message", no_wrap=True)
+    for site in sites:
+        state = Text("online", style="green") if site.online else Text("OFFLINE", style="bold red")
+        unread = str(site.unread)
+        if site.oldest_unread_ms is not None:
+            unread += f" (oldest {_ago(site.oldest_unread_ms, now_ms)})"
+        attention = ", ".join(
+            f"{len(ulids)} {what}"
+            for what, ulids in (("overdue", site.overdue), ("abandoned", site.abandoned))
+            if ulids
+        )
+        row: list[str | Text] = [
+            site.site,
+            state,
+            _utc(site.since_ms, now_ms),
+            _ago(site.last_seen_ms, now_ms),
+            unread,
+            f"{site.received + site.running}",
+            Text(attention, style="bold yellow"),
+        ]
+        if out.width >= 100:
+            message = Text("")
+            if site.last_message_level and site.last_message_timestamp is not None:
+                message = Text(
+                    f"{site.last_message_level} {_ago(site.last_message_timestamp * 1000, now_ms)}",
+                    style=LEVEL_STYLES.get(site.last_message_level, "default"),
+                )
+            row.append(message)
+        table.add_row(*row)
+    return table
+
+
+def show_sites(server: str, token: str | None, as_json: bool) -> None:
+    """`obsrelay sites`: every site of a running server, offline ones first."""
+    with UserClient(server, token) as relay, _errors_as_exit():
+        sites = relay.overview()
+    if as_json:
+        _print_json([asdict(site) for site in sites])
+    elif not sites:
+        out.print("No sites.")
+    else:
+        out.print(_sites_table(sites, time.time() * 1000))

@@ -69,6 +69,12 @@ def test_site_client_claims_reports_and_posts(server: ServerProcess, site: str):
         with pytest.raises(InvalidRequest, match="level"):
             client.post_message("x", "loud")
 
+        # Every call above was a sign of life.
+        seen = user.site(site)
+        assert seen.online and seen.last_seen["poll_primary"] and seen.last_seen["status"]
+        assert (seen.last_message_level, seen.unread, seen.overdue) == ("warning", 0, [])
+        assert site in [entry.site for entry in user.overview()]
+
 
 async def test_async_site_client_takes_and_reports_jobs(server: ServerProcess, site: str):
     with UserClient(server.url) as user:

@@ -243,3 +243,16 @@ def _until_status(network: Network, ulid: str, status: str, timeout: float = 30.
             return
         time.sleep(0.2)
     raise AssertionError(f"{ulid} never reached {status}")
+
+
+def test_sites_shows_the_agent_online_and_a_silent_site_first(network: Network):
+    _admin(network.workdir, "sites", "add", "e2e-silent")
+    sites = network.cli_json("sites")
+    assert [site["site"] for site in sites] == ["e2e-silent", SITE]  # offline ones first
+    silent, agent = sites
+    assert (silent["online"], silent["last_seen_ms"]) == (False, None)
+    assert agent["online"] and agent["last_seen"]["poll_primary"] is not None
+    assert agent["last_message_level"] is not None
+    table = network.cli("sites").stdout
+    assert "OFFLINE" in table and "online" in table and "never" in table
+    assert table.index("e2e-silent") < table.index(SITE)

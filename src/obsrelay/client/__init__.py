@@ -14,7 +14,7 @@ from obsrelay.client.errors import (
     ServerUnavailable,
 )
 from obsrelay.client.loghandler import ObsrelayLogHandler
-from obsrelay.client.models import Frame, HistoryEntry, Job, Message, QueueStatus
+from obsrelay.client.models import Frame, HistoryEntry, Job, Message, QueueStatus, Site
 from obsrelay.client.site import AsyncSiteClient, SiteClient
 from obsrelay.client.user import UserClient
 
@@ -35,6 +35,7 @@ __all__ = [
     "RateLimited",
     "RequestRejected",
     "ServerUnavailable",
+    "Site",
     "SiteClient",
     "UserClient",
 ]

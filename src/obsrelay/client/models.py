@@ -116,3 +116,42 @@ class Frame:
     def message(self) -> Message | None:
         """The message of a "message" frame; None for other frames."""
         return Message.from_json(self.data) if self.topic == "message" else None
+
+
+@dataclass(frozen=True)
+class Site:
+    """Whether a site's software is alive, and what waits for it and what it holds
+    (`GET /api/v1/sites/{site}`); times in ms since the epoch."""
+
+    site: str
+    online: bool
+    since_ms: int
+    last_seen_ms: int | None
+    last_seen: dict[str, int | None]  # per kind of call: poll_primary, status, message...
+    unread: int
+    oldest_unread_ms: int | None
+    received: int
+    running: int
+    overdue: list[str]  # ULIDs
+    abandoned: list[str]  # ULIDs
+    last_message_level: str | None
+    last_message_timestamp: float | None  # seconds
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Site":
+        jobs, message = data["jobs"], data.get("last_message") or {}
+        return cls(
+            site=data["site"],
+            online=data["online"],
+            since_ms=data["since_ms"],
+            last_seen_ms=data["last_seen_ms"],
+            last_seen=dict(data["last_seen"]),
+            unread=jobs["unread"],
+            oldest_unread_ms=jobs["oldest_unread_ms"],
+            received=jobs["received"],
+            running=jobs["running"],
+            overdue=list(jobs["overdue"]),
+            abandoned=list(jobs["abandoned"]),
+            last_message_level=message.get("level"),
+            last_message_timestamp=message.get("timestamp"),
+        )

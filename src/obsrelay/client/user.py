@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from obsrelay.client import _http
 from obsrelay.client.errors import AuthenticationFailed, ServerUnavailable
-from obsrelay.client.models import Frame, Job, Message
+from obsrelay.client.models import Frame, Job, Message, Site
 
 log = logging.getLogger("obsrelay.client")
 
@@ -141,6 +141,13 @@ class UserClient:
 
     def sites(self) -> list[str]:
         return [entry["site"] for entry in self._send("GET", "/api/v1/sites")["sites"]]
+
+    def overview(self) -> list[Site]:
+        """Every site: alive or not, its jobs, its last message (in name order)."""
+        return [Site.from_json(entry) for entry in self._send("GET", "/api/v1/sites")["sites"]]
+
+    def site(self, site: str) -> Site:
+        return Site.from_json(self._send("GET", f"/api/v1/sites/{site}"))
 
     def stream_head(self, site: str) -> int:
         """The number of the site's newest stream event."""

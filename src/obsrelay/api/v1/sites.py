@@ -94,12 +94,17 @@ class StreamHeadOut(BaseModel):
     head: int = Field(description="The number of the site's newest stream event.")
 
 
-@router.get("", summary="Every registered site: alive or not, its jobs, its last message")
+@router.get(
+    "",
+    summary="Every registered site: alive or not, its jobs, its last message; "
+    "offline sites first, then by name",
+)
 async def list_sites(request: Request, events: EventLog = Depends(event_log)) -> SitesOut:
     await access_of(request).ensure_may_list_sites(credentials(request))
     presence = services_of(request).presence
     heads = dict(await events.sites())
-    views = await presence.overview()
+    # The order an operator reads them in: what needs looking at first.
+    views = sorted(await presence.overview(), key=lambda view: (view.online, view.site))
     return SitesOut(
         sites=[SiteOut.of(view, heads.get(view.site, 0)) for view in views],
         offline_after_seconds=presence.offline_after_ms / 1000,
