@@ -16,7 +16,7 @@ from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.deps import Services
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
-from obsrelay.api.middleware import AccessLog, BodySizeLimit, TrustedProxies
+from obsrelay.api.middleware import AccessLog, BodySizeLimit, HttpMetrics, TrustedProxies
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
 from obsrelay.api.v1 import sites as v1_sites
@@ -31,6 +31,7 @@ from obsrelay.bus import Notice, open_bus
 from obsrelay.config import Settings, load_settings
 from obsrelay.domain.jobs import Deadlines
 from obsrelay.domain.presence import Call
+from obsrelay.metrics import Metrics
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.presence import Presence
@@ -116,13 +117,23 @@ def app_from_environment() -> FastAPI:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = open_database(settings.database_url)
         await db.upgrade()
         bus = open_bus(settings.bus_url)
+        metrics.count_elsewhere(
+            "obsrelay_bus_reconnects", "Times the event bus reconnected.", lambda: bus.reconnects
+        )
+        metrics.count_elsewhere(
+            "obsrelay_database_errors",
+            "Transactions refused because the database did not answer.",
+            lambda: db.outage.failures,
+        )
         events = EventLog(db, bus)
-        jobs = JobService(db, events, expiry_seconds=settings.job_expiry)
+        jobs = JobService(db, events, expiry_seconds=settings.job_expiry, metrics=metrics)
         access, closers = build_access(settings, db)
         waiters = JobWaiters(
             jobs,
@@ -149,9 +160,12 @@ def create_app(settings: Settings) -> FastAPI:
             hub=Hub(events),
             waiters=waiters,
             jobs=jobs,
-            messages=MessageService(db, events, retention_seconds=settings.message_retention),
+            messages=MessageService(
+                db, events, retention_seconds=settings.message_retention, metrics=metrics
+            ),
             presence=presence,
             access=access,
+            metrics=metrics,
         )
         app.state.services = services
         if settings.auth_mode == "none":
@@ -225,6 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if settings.log_requests:
         app.add_middleware(AccessLog)
+    app.add_middleware(HttpMetrics, metrics=metrics)
     # Outermost: everything inside sees the client's own address.
     app.add_middleware(TrustedProxies, networks=settings.trusted_proxy_networks)
     return app

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or networks of reverse proxies whose "
         "X-Forwarded-For names the client (e.g. 127.0.0.1, 10.0.0.0/8).",
     )
+    metrics_clients: str = Field(
+        "127.0.0.1, ::1",
+        description="Comma-separated addresses or networks that may read /metrics "
+        "(the client's address, forwarded by a trusted proxy); empty: nobody.",
+    )
     max_sockets_per_client: int = Field(
         64, ge=1, description="Datastream connections one client address may hold."
     )
@@ -241,9 +246,9 @@ class Settings(BaseSettings):
         # 'optional' (anonymous calls passed even for a site with a key) became 'auto'.
         return "auto" if value == "optional" else value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_clients")
     @classmethod
-    def _check_proxies(cls, value: str) -> str:
+    def _check_networks(cls, value: str) -> str:
         for part in _comma_list(value):
             try:
                 ipaddress.ip_network(part, strict=False)
@@ -270,8 +275,15 @@ class Settings(BaseSettings):
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        parts = _comma_list(self.trusted_proxies)
-        return [ipaddress.ip_network(part, strict=False) for part in parts]
+        return _networks(self.trusted_proxies)
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return _networks(self.metrics_clients)
+
+
+def _networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(part, strict=False) for part in _comma_list(value)]
 
 
 def _comma_list(value: str) -> list[str]:

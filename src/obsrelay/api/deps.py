@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 from obsrelay.auth.access import Access
 from obsrelay.bus import Bus
 from obsrelay.config import Settings
+from obsrelay.metrics import Metrics
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.presence import Presence
@@ -35,6 +36,7 @@ class Services:
     messages: MessageService
     presence: Presence
     access: Access
+    metrics: Metrics
     # Open stream sockets per client address (api/streaming.py keeps it).
     sockets_per_client: dict[str, int] = field(default_factory=dict)
 

@@ -1,5 +1,5 @@
 """ASGI middleware: the client's address behind trusted proxies, the request body's size
-and time limits, and the one-line-per-request log."""
+and time limits, the one-line-per-request log, and the HTTP metrics."""
 
 import asyncio
 import ipaddress
@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from obsrelay.api.errors import error_response
+from obsrelay.metrics import Metrics
 
 access_log = logging.getLogger("obsrelay.access")
 
@@ -138,3 +139,53 @@ class AccessLog:
                 (time.perf_counter() - started) * 1000,
                 (scope.get("client") or ("-",))[0],
             )
+
+
+# Why a request was refused, by its answer's status: one place, for the metrics.
+REFUSAL_BY_STATUS = {
+    400: "input",
+    401: "auth",
+    403: "auth",
+    404: "not_found",
+    408: "slow_body",
+    409: "conflict",
+    413: "size",
+    422: "input",
+    429: "rate_limit",
+    503: "unavailable",
+}
+
+
+class HttpMetrics:
+    """ASGI middleware: counts each HTTP request by route template and status, times it,
+    and counts refusals by reason. The route is the template (`/api/v1/sites/{site}`),
+    never the path, so that made-up paths cannot grow the metrics without bound."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            metrics = self._metrics
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            metrics.http_requests.labels(method, route, str(status)).inc()
+            metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
+            reason = REFUSAL_BY_STATUS.get(status)
+            if reason is not None:
+                metrics.refusals.labels(reason).inc()

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi import WebSocket
+from prometheus_client.metrics import Counter as CounterChild
 from starlette.websockets import WebSocketState
 
 from obsrelay.api.deps import services_of
@@ -23,6 +25,7 @@ from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, frame_writer_for
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import ObsrelayError
 from obsrelay.domain.values import INT_MAX
+from obsrelay.metrics import Metrics
 from obsrelay.services.stream import Hub, Render, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
 
@@ -51,6 +54,7 @@ class Connection:
         render: Render,
         writer: FrameWriter | AsgiFrameWriter,
         max_buffer: int,
+        counters: "StreamCounters",
     ) -> None:
         self.websocket = websocket
         self.site = site
@@ -63,6 +67,7 @@ class Connection:
         self._max_buffer = max_buffer
         self._held: list[tuple[StreamEvent, bytes]] = []
         self._held_bytes = 0
+        self._counters = counters
 
     def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
         if self.replaying:
@@ -78,6 +83,7 @@ class Connection:
             return
         self.cursor = event.seq or self.cursor
         self._writer.write([frame])
+        self._counters.frames_sent.inc()
         # Replaying can be long: let the client read instead of buffering all of it.
         mark = self._max_buffer // 2
         while self._writer.buffered() > mark and not self.ended.is_set():
@@ -110,10 +116,12 @@ class Connection:
         # One write for all the frames of a batch: under load, batches grow and the
         # cost per frame falls.
         self._writer.write(frames)
+        self._counters.frames_sent.inc(len(frames))
 
     def _overflow(self) -> None:
         if not self.ended.is_set():
             log.info("datastream: closing a client of %s that fell behind", self.site)
+            self._counters.slow_clients_closed.inc()
             self.end(CLOSE_TRY_AGAIN_LATER)
 
     def end(self, code: int) -> None:
@@ -121,6 +129,18 @@ class Connection:
         if not self.ended.is_set():
             self.close_code = code
             self.ended.set()
+
+
+@dataclass(frozen=True)
+class StreamCounters:
+    """One kind of stream's counters (metrics.py), bound once per connection."""
+
+    frames_sent: CounterChild
+    slow_clients_closed: CounterChild
+
+    @classmethod
+    def of(cls, metrics: Metrics, stream: str) -> "StreamCounters":
+        return cls(metrics.frames_sent.labels(stream), metrics.slow_clients_closed.labels(stream))
 
 
 # What a stream does with a client's text frame: (connection, text) -> awaitable.
@@ -146,11 +166,12 @@ async def serve(
     site: str,
     since: int | None,
     render: Render,
+    stream: str,
     on_text: OnText = ignore_text,
 ) -> None:
     """Checks the client may read `site` and has a socket to spare, then streams the site
     to it (replaying after `since`) until either side ends. A refusal before the
-    handshake reaches the client as HTTP 403."""
+    handshake reaches the client as HTTP 403. `stream` names the kind in the metrics."""
     running = services_of(websocket)
     credentials = credentials_of(websocket)
     try:
@@ -167,7 +188,8 @@ async def serve(
     sockets[client] = sockets.get(client, 0) + 1
     try:
         max_buffer = running.settings.stream_buffer_bytes
-        await _stream(websocket, running.hub, site, since, render, on_text, max_buffer)
+        counters = StreamCounters.of(running.metrics, stream)
+        await _stream(websocket, running.hub, site, since, render, on_text, max_buffer, counters)
     finally:
         sockets[client] -= 1
         if not sockets[client]:
@@ -182,10 +204,11 @@ async def _stream(
     render: Render,
     on_text: OnText,
     max_buffer: int,
+    counters: StreamCounters,
 ) -> None:
     await websocket.accept()
     writer = frame_writer_for(websocket)
-    connection = Connection(websocket, site, render, writer, max_buffer)
+    connection = Connection(websocket, site, render, writer, max_buffer, counters)
     connection.replaying = since is not None
     connection.cursor = since or 0
     tasks = [

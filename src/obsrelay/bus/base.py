@@ -10,6 +10,9 @@ BusHandler = Callable[[Notice], None]
 class Bus:
     """Publishes notices to every process's handler, including this one's."""
 
+    # Times the bus came back after losing its connection (for the metrics).
+    reconnects = 0
+
     async def start(self, handler: BusHandler) -> None:
         """Starts delivering every published notice to `handler` (in the event loop)."""
         raise NotImplementedError

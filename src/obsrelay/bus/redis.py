@@ -53,6 +53,7 @@ class RedisBus(Bus):
                 self._connected = True
                 if outage:
                     log.warning("event bus: reconnected to Redis")
+                    self.reconnects += 1
                     # Whatever was published meanwhile is in the store: say so.
                     handler(Resync())
                 outage, backoff = False, 0.1

@@ -26,6 +26,7 @@ from obsrelay.domain.jobs import (
     QueueState,
 )
 from obsrelay.domain.lifecycle import CANCELLED, EXPIRED, RECEIVED, UNREAD, Cause, may_change
+from obsrelay.metrics import Metrics
 from obsrelay.services.stream import TOPIC_JOB, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
@@ -94,9 +95,11 @@ class JobService:
         *,
         expiry_seconds: float = 86400.0,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._events = events
+        self._metrics = metrics or Metrics()
         self._expiry_ms = int(expiry_seconds * 1000)
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
@@ -142,6 +145,9 @@ class JobService:
 
         submitted = await self._db.write(store)
         await self._events.announce(submitted.events, new_jobs_at=[job.site])
+        self._metrics.jobs_submitted.labels(job.site).inc()
+        for queue in Queue:
+            self._count_finished([job for job in submitted.cancelled], queue, now)
         return submitted
 
     async def claim(
@@ -206,6 +212,11 @@ class JobService:
 
         claimed, answered, events = await self._db.write(mark_received)
         await self._events.announce(events)
+        if claimed:
+            self._metrics.jobs_claimed.labels(site, queue).inc(len(claimed))
+            waited = self._metrics.claim_wait_seconds.labels(queue)
+            for job in claimed:
+                waited.observe(max(0, now - job.created_ms) / 1000)
         return claimed, answered
 
     async def report_status(
@@ -235,6 +246,7 @@ class JobService:
 
         job, events = await self._db.write(update)
         await self._events.announce(events)
+        self._count_finished([job], queue, now)
         return job
 
     async def cancel(self, site: str, ulid: str, by: Identity) -> Job:
@@ -252,6 +264,8 @@ class JobService:
 
         job, events = await self._db.write(cancel)
         await self._events.announce(events)
+        for queue in Queue:
+            self._count_finished([job], queue, now)
         return job
 
     async def expire_stale(self, batch: int = 500) -> int:
@@ -275,12 +289,23 @@ class JobService:
                 changed = queries.expire_unread_before(
                     conn, queue, floor, expired, SOURCE_EXPIRY, batch
                 )
+                expired_on[queue] = changed
                 events += _job_events(conn, changed, now)
             return events
 
+        expired_on: dict[Queue, list[Job]] = {}
         events = await self._db.write(expire)
         await self._events.announce(events)
+        for queue, changed in expired_on.items():
+            self._count_finished(changed, queue, now)
         return len(events)
+
+    def _count_finished(self, jobs: list[Job], queue: Queue, now_ms: int) -> None:
+        """Counts the jobs whose `queue` reached a final status at `now_ms` (this change)."""
+        for job in jobs:
+            state = job.state(queue)
+            if state.is_final and state.updated_ms == now_ms:
+                self._metrics.jobs_finished.labels(job.site, queue, state.status).inc()
 
     async def recent(self, site: str, time_range_ms: int) -> list[Job]:
         """`site`'s jobs created in the last `time_range_ms`, oldest first."""

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from obsrelay.domain import messages as rules
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.messages import Message
+from obsrelay.metrics import Metrics
 from obsrelay.services.stream import TOPIC_MESSAGE, EventLog, StreamEvent, encode
 from obsrelay.store import messages as queries
 from obsrelay.store.database import Database
@@ -34,9 +35,11 @@ class MessageService:
         *,
         retention_seconds: float = 7 * DAY_SECONDS,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._events = events
+        self._metrics = metrics or Metrics()
         self._retention = retention_seconds
         self._clock = clock
         self._ulids = MonotonicUlids()
@@ -75,6 +78,8 @@ class MessageService:
             return EventLog.append(conn, site, TOPIC_MESSAGE, data, now_ms)
 
         await self._events.announce(await self._db.write(store))
+        for message in batch:
+            self._metrics.messages.labels(site, message.level).inc()
         return batch
 
     async def since(self, site: str, after_timestamp: float | None = None) -> list[Message]:

@@ -101,6 +101,11 @@ class JobWaiters:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.close)
 
+    @property
+    def waiting(self) -> int:
+        """Claims waiting now (long-polls), in this process."""
+        return self._admitted
+
     def holding(self) -> Iterator[tuple[str, Queue]]:
         """The site and queue of each claim waiting now: a site connected at this moment."""
         for site, waiters in self._waiting.items():

@@ -91,9 +91,11 @@ class Outage:
     def __init__(self) -> None:
         self.started: float | None = None
         self.refused = 0
+        self.failures = 0  # every transaction refused, since start (for the metrics)
 
     def failed(self, error: BaseException) -> None:
         self.refused += 1
+        self.failures += 1
         if self.started is None:
             self.started = time.monotonic()
             log.error(

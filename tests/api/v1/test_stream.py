@@ -3,6 +3,7 @@ real server: obsrelay's own shapes, numbered, resumable."""
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -65,6 +66,10 @@ async def test_frames_carry_the_apis_own_shapes_and_numbers(server: ServerProces
         await client.post(f"{api}/messages", json={"message": "still here"})
         (again,) = await frames(ws, 1)
         assert again["data"]["message"] == "still here"  # one stream follows one site
+        metrics = (await client.get("/metrics")).text
+        assert "obsrelay_stream_sockets 1.0" in metrics
+        sent = re.search(r'obsrelay_stream_frames_sent_total\{stream="native"\} (\S+)', metrics)
+        assert sent and float(sent.group(1)) >= 5
         await ws.close()
 
 

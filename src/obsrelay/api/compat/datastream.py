@@ -100,4 +100,4 @@ async def datastream(websocket: WebSocket) -> None:
         # Refused before the handshake completes: the client sees HTTP 403.
         await websocket.close(CLOSE_POLICY)
         return
-    await serve(websocket, site, since, render_legacy_frame, _switch_site)
+    await serve(websocket, site, since, render_legacy_frame, "datastream", _switch_site)

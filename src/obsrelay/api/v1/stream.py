@@ -47,4 +47,4 @@ async def native_stream(websocket: WebSocket, site: str) -> None:
     except (InvalidInput, ValueError):
         await websocket.close(CLOSE_POLICY)  # the client sees HTTP 403
         return
-    await serve(websocket, site, since, render_native_frame)
+    await serve(websocket, site, since, render_native_frame, "native")
