@@ -1,5 +1,5 @@
 """Small real HTTP servers on loopback that stand in for outside services in tests:
-an OpenID provider's JWKS endpoint and the reservation calendar."""
+an OpenID provider's JWKS endpoint, the reservation calendar and an alert webhook."""
 
 import contextlib
 import json
@@ -70,6 +70,60 @@ class FakeCalendar:
             {"creator_id": h["id"], "creator": h["name"], "start": "x", "end": "y"}
             for h in self.holders.get(site, [])
         ]
+
+
+class WebhookReceiver:
+    """An incoming-webhook endpoint (Slack-, Mattermost- or ntfy-like) that records what
+    it is sent; it may fail the next few posts (`failures`) or hang (`hang`)."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
+        self.failures = 0
+        self.hang = threading.Event()
+        self.posts = 0
+        receiver = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                receiver.posts += 1
+                while receiver.hang.is_set():
+                    time.sleep(0.05)
+                status = 200
+                if receiver.failures > 0:
+                    receiver.failures -= 1
+                    status = 500
+                else:
+                    receiver.received.put((dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/secret-token"
+
+    def json(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next alert sent as JSON."""
+        _, body = self.received.get(timeout=timeout)
+        alert: dict[str, Any] = json.loads(body)
+        return alert
+
+    def nothing_more(self, wait: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            _, body = self.received.get(timeout=wait)
+            raise AssertionError(f"an alert too many: {body!r}")
+
+    def close(self) -> None:
+        self.hang.clear()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 class TcpProxy:

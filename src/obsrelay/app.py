@@ -28,10 +28,11 @@ from obsrelay.auth.ratelimit import Limits, NewSiteBudget
 from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
 from obsrelay.bus import Notice, open_bus
-from obsrelay.config import Settings, load_settings
+from obsrelay.config import Settings, alert_events, load_settings
 from obsrelay.domain.jobs import Deadlines
 from obsrelay.domain.presence import Call
 from obsrelay.metrics import Metrics
+from obsrelay.services.alerts import Alerts
 from obsrelay.services.jobs import JobService
 from obsrelay.services.messages import MessageService
 from obsrelay.services.presence import Presence
@@ -133,7 +134,16 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: db.outage.failures,
         )
         events = EventLog(db, bus)
-        jobs = JobService(db, events, expiry_seconds=settings.job_expiry, metrics=metrics)
+        alerts = Alerts(
+            settings.alert_webhook_url,
+            events=alert_events(settings),
+            level=settings.alert_level,
+            plain_text=settings.alert_format == "text",
+            on_outcome=lambda outcome: metrics.alerts.labels(outcome).inc(),
+        )
+        jobs = JobService(
+            db, events, expiry_seconds=settings.job_expiry, metrics=metrics, alerts=alerts
+        )
         access, closers = build_access(settings, db)
         waiters = JobWaiters(
             jobs,
@@ -151,6 +161,8 @@ def create_app(settings: Settings) -> FastAPI:
                 abandoned_after_ms=int(settings.job_abandoned_after * 1000),
             ),
             still_connected=lambda: ((site, Call.poll(queue)) for site, queue in waiters.holding()),
+            alerts=alerts,
+            alert_offline_hold=settings.alert_offline_hold,
         )
         services = Services(
             settings=settings,
@@ -161,7 +173,11 @@ def create_app(settings: Settings) -> FastAPI:
             waiters=waiters,
             jobs=jobs,
             messages=MessageService(
-                db, events, retention_seconds=settings.message_retention, metrics=metrics
+                db,
+                events,
+                retention_seconds=settings.message_retention,
+                metrics=metrics,
+                alerts=alerts,
             ),
             presence=presence,
             access=access,
@@ -181,6 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
             services.waiters.on_notice(notice)
 
         await bus.start(on_notice)
+        await alerts.start()
         await presence.start()
         sweepers = [
             asyncio.create_task(
@@ -200,6 +217,7 @@ def create_app(settings: Settings) -> FastAPI:
                     await sweeper
             services.waiters.close()
             await presence.close()
+            await alerts.close()
             await bus.close()
             await services.hub.close()
             for close in closers:

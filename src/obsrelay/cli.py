@@ -34,6 +34,8 @@ sites_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(sites_app, name="sites")
+alerts_app = typer.Typer(help="Alerts: webhook notifications (OBSRELAY_ALERT_*).")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(logs_app, name="logs")
 
@@ -318,6 +320,33 @@ def sites_revoke_key(site: str, key_id: str, config: ConfigOption = None) -> Non
         typer.echo(f"Revoked key {key_id} of {site}.")
 
     _run(revoke)
+
+
+@alerts_app.command("test")
+def alerts_test(
+    url: Annotated[
+        str | None, typer.Option(help="Another webhook URL than OBSRELAY_ALERT_WEBHOOK_URL.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Send a test alert to the configured webhook, as the server sends its alerts."""
+    import socket
+
+    from obsrelay.services.alerts import Alert, Alerts
+
+    settings = _settings(config)
+    target = url or settings.alert_webhook_url
+    if not target:
+        typer.echo("obsrelay: no webhook: set OBSRELAY_ALERT_WEBHOOK_URL, or give --url.", err=True)
+        raise typer.Exit(2)
+    alerts = Alerts(target, plain_text=settings.alert_format == "text", retry_seconds=0.5)
+    alert = Alert(
+        "test", "-", f"obsrelay on {socket.gethostname()}: a test alert; alerts reach you.", {}
+    )
+    if not asyncio.run(alerts.deliver(alert)):
+        typer.echo("obsrelay: the webhook did not take the test alert (see above).", err=True)
+        raise typer.Exit(1)
+    typer.echo("Sent a test alert.")
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ _KNOWN_OTHER_NAMES = {
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_DATABASE_URL = "sqlite:///./var/obsrelay.db"
+# The kinds of alert (services/alerts.py); listed here so that settings need no import.
+ALERT_EVENTS = ("offline", "online", "message", "failed", "overdue", "abandoned")
 
 
 class ConfigError(Exception):
@@ -173,6 +175,27 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or networks that may read /metrics "
         "(the client's address, forwarded by a trusted proxy); empty: nobody.",
     )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="Where alerts are posted (a Slack, Mattermost or ntfy webhook); "
+        "unset: no alerts.",
+    )
+    alert_events: str = Field(
+        "offline,online,message,failed,overdue,abandoned",
+        description="The alerts wanted, comma-separated: offline, online (back after an "
+        "offline alert), message, failed, overdue, abandoned.",
+    )
+    alert_level: str = Field("error", description="A message at or above this level is alerted.")
+    alert_format: Literal["json", "text"] = Field(
+        "json",
+        description="'json': {\"text\": ...} (Slack, Mattermost); 'text': the text alone (ntfy).",
+    )
+    alert_offline_hold: float = Field(
+        60.0,
+        ge=0,
+        description="A site offline is alerted once it has stayed offline this much "
+        "longer: a shorter absence, such as a site flapping, sends nothing.",
+    )
     max_sockets_per_client: int = Field(
         64, ge=1, description="Datastream connections one client address may hold."
     )
@@ -205,6 +228,23 @@ class Settings(BaseSettings):
                 "must start with sqlite:/// or postgresql:// (e.g. postgresql://user@host/db)"
             )
         return value
+
+    @field_validator("alert_events")
+    @classmethod
+    def _check_alert_events(cls, value: str) -> str:
+        unknown = set(_comma_list(value)) - set(ALERT_EVENTS)
+        if unknown:
+            known = ", ".join(ALERT_EVENTS)
+            raise ValueError(f"unknown alert {', '.join(sorted(unknown))}; the alerts are {known}")
+        return value
+
+    @field_validator("alert_level")
+    @classmethod
+    def _check_alert_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("must be one of debug, info, warning, error, critical")
+        return level
 
     @field_validator("log_level")
     @classmethod
@@ -263,6 +303,7 @@ class Settings(BaseSettings):
         "site_offline_after",
         "job_overdue_grace",
         "job_abandoned_after",
+        "alert_offline_hold",
         mode="before",
     )
     @classmethod
@@ -334,3 +375,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not first["loc"]:  # a rule over several settings
             raise ConfigError(message) from None
         raise ConfigError(f"{where}: {message} (got {first.get('input')!r})") from None
+
+
+def alert_events(settings: Settings) -> frozenset[str]:
+    return frozenset(_comma_list(settings.alert_events))

@@ -2,7 +2,9 @@
 secrets out of every line.
 
 Tokens and keys reach log lines in URLs (the datastream's `?token=`, which uvicorn logs
-for every websocket), in headers quoted by an error, or in a library's exception.
+for every websocket), in headers quoted by an error, or in a library's exception. The
+HTTP client's own request lines, which would hold an alert webhook's secret URL, are
+not logged at all.
 `RedactSecrets` removes them from the message and any traceback before any handler
 writes the record: bearer tokens, JWTs, `token=` parameters and site keys' secrets
 (a key's id stays, so that an operator can tell which key it was).
@@ -63,3 +65,7 @@ def configure_logging(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # httpx logs every request's URL at INFO: an alert webhook's URL is its secret
+    # (Slack's, Mattermost's), which no pattern above can tell from any other URL.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

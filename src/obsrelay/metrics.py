@@ -99,6 +99,11 @@ class Metrics:
             "Stream sockets closed because the client fell too far behind.",
             "stream",
         )
+        self.alerts = counter(
+            "obsrelay_alerts",
+            "Alerts by outcome: sent, failed (after retries), dropped.",
+            "outcome",
+        )
         self.stream_sockets = gauge("obsrelay_stream_sockets", "Open stream sockets.")
         self.longpolls_waiting = gauge(
             "obsrelay_longpolls_waiting", "Claims waiting for a job (long-polls)."

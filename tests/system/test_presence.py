@@ -1,6 +1,7 @@
 """Site presence across two server processes on PostgreSQL and Redis: both agree whether
-a site is alive, each change is announced once on the native stream, a waiting
-long-poll keeps a site online, and the legacy datastream is never sent the topic."""
+a site is alive, each change is announced once on the native stream and alerted once,
+a waiting long-poll keeps a site online, and the legacy datastream is never sent the
+topic."""
 
 import asyncio
 import json
@@ -12,8 +13,10 @@ import pytest
 import websockets
 
 from tests.api.v1.test_stream import stream_url
+from tests.fakes import WebhookReceiver
 from tests.helpers import raw, ws_url
 from tests.servers import ServerProcess, register_site, start_server
+from tests.services.test_alerts import alerts_of
 
 OFFLINE_AFTER = 2.0  # seconds; the flush then runs every 0.5 s
 
@@ -48,15 +51,19 @@ async def _frames(ws: Any, wait: float) -> list[dict[str, Any]]:
     return received
 
 
-async def test_two_processes_agree_and_announce_each_change_once(
+async def test_two_processes_agree_and_announce_and_alert_each_change_once(
     postgres_url: str, redis_url: str, tmp_path, site: str
 ):
+    receiver = WebhookReceiver()
     servers: list[ServerProcess] = [
         start_server(
             postgres_url,
             tmp_path,
             OBSRELAY_BUS_URL=redis_url,
             OBSRELAY_SITE_OFFLINE_AFTER=str(OFFLINE_AFTER),
+            OBSRELAY_ALERT_WEBHOOK_URL=receiver.url,
+            OBSRELAY_ALERT_EVENTS="offline,online",
+            OBSRELAY_ALERT_OFFLINE_HOLD="0.5",
         )
         for _ in range(2)
     ]
@@ -104,10 +111,21 @@ async def test_two_processes_agree_and_announce_each_change_once(
             assert "id" not in frames[0]  # live only, not stored
             assert frames[1]["data"]["since_ms"] == view["since_ms"]
             assert await _frames(legacy, 0.2) == []  # the real front end never sees it
+
+            # One alert for the absence, from one of the two processes; one when it is back.
+            [offline] = alerts_of(receiver, site, wait=OFFLINE_AFTER + 1)
+            assert offline["obsrelay"]["since_ms"] == view["since_ms"]
+            assert (await polled.post("/jobs/getnewjobs", content=raw({"site": site}))).is_success
+            [back] = alerts_of(receiver, site, wait=OFFLINE_AFTER, until=1)
+            assert back["obsrelay"]["event"] == "online"
+            assert back["obsrelay"]["offline_since_ms"] == view["since_ms"]
+            logged = [server.log().count(f"site {site} is offline") for server in servers]
+            assert sorted(logged) == [0, 1]  # recorded by one process
             await native.close()
             await legacy.close()
     finally:
         for server in servers:
             server.stop()
-    announced = sum(server.log().count(f"site {site} is offline") for server in servers)
-    assert announced == 1
+        receiver.close()
+    for server in servers:
+        assert receiver.url not in server.log()  # the webhook's URL is a secret

@@ -25,8 +25,17 @@ from obsrelay.domain.jobs import (
     Queue,
     QueueState,
 )
-from obsrelay.domain.lifecycle import CANCELLED, EXPIRED, RECEIVED, UNREAD, Cause, may_change
+from obsrelay.domain.lifecycle import (
+    CANCELLED,
+    EXPIRED,
+    FAILED,
+    RECEIVED,
+    UNREAD,
+    Cause,
+    may_change,
+)
 from obsrelay.metrics import Metrics
+from obsrelay.services.alerts import Alerts
 from obsrelay.services.stream import TOPIC_JOB, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
@@ -96,10 +105,12 @@ class JobService:
         expiry_seconds: float = 86400.0,
         clock_ms: Callable[[], int] = wall_clock_ms,
         metrics: Metrics | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._metrics = metrics or Metrics()
+        self._alerts = alerts or Alerts(None)
         self._expiry_ms = int(expiry_seconds * 1000)
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
@@ -247,6 +258,8 @@ class JobService:
         job, events = await self._db.write(update)
         await self._events.announce(events)
         self._count_finished([job], queue, now)
+        if events and job.state(queue).status == FAILED:
+            self._alerts.job_failed(job, queue)
         return job
 
     async def cancel(self, site: str, ulid: str, by: Identity) -> Job:

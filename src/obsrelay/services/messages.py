@@ -14,6 +14,7 @@ from obsrelay.domain import messages as rules
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.messages import Message
 from obsrelay.metrics import Metrics
+from obsrelay.services.alerts import Alerts
 from obsrelay.services.stream import TOPIC_MESSAGE, EventLog, StreamEvent, encode
 from obsrelay.store import messages as queries
 from obsrelay.store.database import Database
@@ -36,10 +37,12 @@ class MessageService:
         retention_seconds: float = 7 * DAY_SECONDS,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self._db = db
         self._events = events
         self._metrics = metrics or Metrics()
+        self._alerts = alerts or Alerts(None)
         self._retention = retention_seconds
         self._clock = clock
         self._ulids = MonotonicUlids()
@@ -80,6 +83,7 @@ class MessageService:
         await self._events.announce(await self._db.write(store))
         for message in batch:
             self._metrics.messages.labels(site, message.level).inc()
+        self._alerts.messages(batch)
         return batch
 
     async def since(self, site: str, after_timestamp: float | None = None) -> list[Message]:

@@ -1,6 +1,7 @@
 """Site presence: this process's sightings of sites, kept in memory and written to the
-store every few seconds, and the overview of every site that the API and the console
-show (online or not, jobs waiting and held, the last message).
+store every few seconds, the overview of every site that the API and the console
+show (online or not, jobs waiting and held, the last message), and the alerts of
+sites gone offline or back and of jobs overdue or abandoned.
 
 A site call costs a dictionary update here, never a database write: the flush writes
 one row per site seen since the last one. Each process flushes its own sightings and
@@ -19,10 +20,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from obsrelay.domain.ids import ulid_floor
-from obsrelay.domain.jobs import Deadlines, Flag
+from obsrelay.domain.jobs import Deadlines, Flag, Job, Queue
 from obsrelay.domain.lifecycle import RECEIVED
 from obsrelay.domain.presence import Call, Standing, came_back, current_state
+from obsrelay.services.alerts import Alerts
 from obsrelay.services.stream import TOPIC_PRESENCE, EventLog
+from obsrelay.store import alerts as alert_queries
+from obsrelay.store import jobs as job_queries
 from obsrelay.store import presence as queries
 from obsrelay.store import sites as site_queries
 from obsrelay.store.database import Database, DatabaseUnavailable
@@ -35,6 +39,9 @@ HELD_WINDOW_MS = 7 * 86_400_000
 # Sightings of more sites than this between two flushes are dropped (a flood of names).
 _MAX_PENDING_SITES = 10_000
 _LONGEST_FLUSH_SECONDS = 2.0
+_FLUSHES_PER_JOB_CHECK = 5
+# Alerts taken on are remembered this long: a site offline for longer is alerted again.
+ALERT_MEMORY_MS = 30 * 86_400_000
 
 
 def wall_clock_ms() -> int:
@@ -78,11 +85,18 @@ class Presence:
         deadlines: Deadlines,
         still_connected: Callable[[], Iterable[tuple[str, Call]]] = lambda: (),
         clock_ms: Callable[[], int] = wall_clock_ms,
+        alerts: Alerts | None = None,
+        alert_offline_hold: float = 60.0,
     ) -> None:
         self._db = db
         self._events = events
         self.offline_after_ms = int(offline_after * 1000)
         self.deadlines = deadlines
+        self._alerts = alerts or Alerts(None)
+        # A site must stay offline this much longer before it is alerted: an absence
+        # shorter than that (a site flapping around the threshold) sends nothing.
+        self._offline_hold_ms = int(alert_offline_hold * 1000)
+        self._flushes = 0
         # A waiting long-poll is a site connected now: it counts at every flush.
         self._still_connected = still_connected
         self._clock_ms = clock_ms
@@ -108,7 +122,7 @@ class Presence:
             self.seen(site, call)
         pending, self._pending = self._pending, {}
         try:
-            changes = await self._db.write(
+            changes, offline, back = await self._db.write(
                 lambda conn: self._record(conn, pending, self._clock_ms())
             )
         except BaseException:
@@ -119,13 +133,55 @@ class Presence:
                 change.site, TOPIC_PRESENCE, {"online": change.online, "since_ms": change.since_ms}
             )
             log.info("site %s is %s", change.site, "online" if change.online else "offline")
+        for change in offline:
+            self._alerts.site_offline(change.site, change.since_ms, change.last_seen_ms)
+        for change in back:
+            assert change.was_since_ms is not None
+            self._alerts.site_online(change.site, change.since_ms, change.was_since_ms)
         return changes
 
     def _record(
         self, conn: sa.Connection, pending: dict[str, queries.Sightings], now_ms: int
-    ) -> list[queries.Change]:
+    ) -> tuple[list[queries.Change], list[queries.Change], list[queries.Change]]:
+        """(the changes recorded, the offline alerts and the back-online alerts this
+        process takes on to send)."""
         came = queries.record(conn, pending, self.offline_after_ms) if pending else []
-        return came + queries.mark_silent(conn, now_ms, self.offline_after_ms)
+        changes = came + queries.mark_silent(conn, now_ms, self.offline_after_ms)
+        offline, back = [], []
+        if self._alerts.wants("offline"):
+            for change in queries.offline_since_before(conn, now_ms - self._offline_hold_ms):
+                if alert_queries.take(conn, f"offline:{change.site}:{change.since_ms}", now_ms):
+                    offline.append(change)
+        if self._alerts.wants("online"):
+            # "Back online" only after an "offline" alert for that absence.
+            back = [
+                change
+                for change in came
+                if change.was_since_ms is not None
+                and alert_queries.taken(conn, f"offline:{change.site}:{change.was_since_ms}")
+            ]
+        return changes, offline, back
+
+    async def check_jobs(self) -> None:
+        """Alerts the jobs newly overdue or abandoned, each once among the processes."""
+        wanted = [event for event in (Flag.OVERDUE, Flag.ABANDONED) if self._alerts.wants(event)]
+        if not wanted:
+            return
+        now = self._clock_ms()
+
+        def take(conn: sa.Connection) -> list[tuple[Flag, Job]]:
+            alert_queries.forget_before(conn, now - ALERT_MEMORY_MS)
+            taken = []
+            for held in queries.held_jobs(conn, None, ulid_floor(now - HELD_WINDOW_MS)):
+                flag = self.deadlines.flag(held.state, now)
+                if flag in wanted and alert_queries.take(conn, f"{flag}:{held.ulid}", now):
+                    job = job_queries.get_job(conn, held.ulid)
+                    if job is not None:
+                        taken.append((flag, job))
+            return taken
+
+        for flag, job in await self._db.write(take):
+            self._alerts.job_flagged(flag, job, Queue.PRIMARY)
 
     def _restore(self, unwritten: dict[str, queries.Sightings]) -> None:
         """Keeps sightings a failed flush did not write, merged with the newer ones."""
@@ -154,8 +210,11 @@ class Presence:
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(self.flush_seconds)
+            self._flushes += 1
             try:
                 await self.flush()
+                if self._flushes % _FLUSHES_PER_JOB_CHECK == 0:
+                    await self.check_jobs()
             except DatabaseUnavailable:
                 pass  # the database logs its outage once; the sightings wait in memory
             except Exception:

@@ -27,11 +27,17 @@ class PresenceRow:
 
 @dataclass(frozen=True)
 class Change:
-    """A site that went online or offline, as this transaction recorded it."""
+    """A site that went online or offline, as this transaction recorded it.
+
+    `last_seen_ms`: its last call before the change. `was_since_ms`: since when it
+    had been in the state it left, if that state was recorded.
+    """
 
     site: str
     online: bool
     since_ms: int
+    last_seen_ms: int | None = None
+    was_since_ms: int | None = None
 
 
 @dataclass
@@ -101,7 +107,16 @@ def record(
         values["last_seen_ms"] = max(sightings.last_ms, stored.standing.last_seen_ms or 0)
         if came_back(stored.standing, sightings.first_ms, offline_after_ms):
             values.update(online=True, since_ms=sightings.first_ms)
-            changes.append(Change(stored.site, True, sightings.first_ms))
+            was_offline = not stored.standing.online and stored.standing.last_seen_ms is not None
+            changes.append(
+                Change(
+                    stored.site,
+                    True,
+                    sightings.first_ms,
+                    stored.standing.last_seen_ms,
+                    stored.standing.since_ms if was_offline else None,
+                )
+            )
         conn.execute(
             site_presence.update().where(site_presence.c.site == stored.site).values(values)
         )
@@ -136,8 +151,22 @@ def mark_silent(conn: sa.Connection, now_ms: int, offline_after_ms: int) -> list
             .values(online=False, since_ms=since)
         ).rowcount
         if updated:
-            changes.append(Change(stored.site, False, since))
+            last = stored.standing.last_seen_ms
+            changes.append(Change(stored.site, False, since, last, stored.standing.since_ms))
     return changes
+
+
+def offline_since_before(conn: sa.Connection, cutoff_ms: int) -> list[Change]:
+    """The sites stored offline since before `cutoff_ms`, after having been seen."""
+    query = sa.select(site_presence).where(
+        site_presence.c.online.is_(False),
+        site_presence.c.last_seen_ms.is_not(None),
+        site_presence.c.since_ms < cutoff_ms,
+    )
+    return [
+        Change(row.site, False, row.standing.since_ms, row.standing.last_seen_ms)
+        for row in map(_presence_row, conn.execute(query))
+    ]
 
 
 def presence_of(conn: sa.Connection, names: Iterable[str]) -> dict[str, PresenceRow]:
@@ -164,15 +193,18 @@ def unread_summary(conn: sa.Connection, names: Iterable[str]) -> dict[str, tuple
     return {site: (int(count), int(oldest)) for site, count, oldest in conn.execute(query)}
 
 
-def held_jobs(conn: sa.Connection, names: Iterable[str], floor_ulid: str) -> list[HeldJob]:
-    """The jobs the sites hold on the primary queue, submitted after `floor_ulid`."""
+def held_jobs(conn: sa.Connection, names: Iterable[str] | None, floor_ulid: str) -> list[HeldJob]:
+    """The jobs the sites (None: every site) hold on the primary queue, submitted after
+    `floor_ulid`."""
     query = sa.select(
         jobs.c.site,
         jobs.c.ulid,
         jobs.c.primary_status,
         jobs.c.primary_seconds,
         jobs.c.primary_updated_ms,
-    ).where(jobs.c.site.in_(list(names)), sa.text(HELD_PRIMARY), jobs.c.ulid >= floor_ulid)
+    ).where(sa.text(HELD_PRIMARY), jobs.c.ulid >= floor_ulid)
+    if names is not None:
+        query = query.where(jobs.c.site.in_(list(names)))
     return [
         HeldJob(site, ulid, QueueState(status, seconds, updated))
         for site, ulid, status, seconds, updated in conn.execute(query)

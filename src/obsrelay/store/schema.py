@@ -168,3 +168,14 @@ site_presence = sa.Table(
     sa.Column("last_seen_ms", sa.BigInteger, nullable=True),
     *(sa.Column(f"{call}_ms", sa.BigInteger, nullable=True) for call in Call),
 )
+
+# The alerts that some process has taken on to send, by a key naming what happened
+# ("offline:<site>:<since_ms>", "overdue:<ulid>"): the first process to insert a key
+# sends that alert, so several processes send each one once (services/alerts.py).
+alerts_sent = sa.Table(
+    "alerts_sent",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_alerts_sent_at", "at_ms"),
+)
