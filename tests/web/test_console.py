@@ -9,8 +9,10 @@ collected and must stay empty.
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
@@ -276,6 +278,7 @@ def test_sign_in_with_a_token_and_the_site_remembered(
         page, _ = open_page(server.url)
         expect(page.locator("#sign-in")).to_be_visible()
         expect(page.locator("#who")).to_have_text("not signed in")
+        expect(page.locator("#cancel-all")).to_be_hidden()  # nobody to command as
         page.locator("#sign-in").click()
         page.locator("#token-input").fill(token)
         page.locator("#sign-in-form button[type=submit]").click()
@@ -286,6 +289,7 @@ def test_sign_in_with_a_token_and_the_site_remembered(
         page.locator("#site-form button").click()
         _live(page)
         expect(page.locator("#messages li")).to_have_count(1)
+        expect(page.locator("#cancel-all")).to_be_visible()
         assert page.url.endswith(f"/?site={site}")
 
         page.reload()  # the token (this tab) and the site survive a reload
@@ -324,6 +328,11 @@ def test_the_console_survives_a_server_restart(tmp_path: Path, open_page: OpenPa
         errors.expected = re.compile(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed")
         server.stop()
         expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        # Not a pill alone: the data goes visibly stale, and the countdowns stop.
+        expect(page.locator("#stale")).to_contain_text("The connection to the server is lost since")
+        expect(page.locator("#workspace")).to_have_class(re.compile(r"\bstale\b"))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "console-stale.png")
         server = start_server(None, tmp_path, port=port)
         # Events while the console is still away: replayed when it is back, each once.
         with SiteClient(server.url, site) as agent:
@@ -334,6 +343,8 @@ def test_the_console_survives_a_server_restart(tmp_path: Path, open_page: OpenPa
             agent.post_message("after the restart")
             agent.complete(job.ulid)
         expect(_row(page, job.ulid)).to_have_attribute("data-status", "COMPLETE")
+        expect(page.locator("#stale")).to_be_hidden()
+        expect(page.locator("#workspace")).not_to_have_class(re.compile(r"\bstale\b"))
         expect(page.locator("#messages li .m-text")).to_have_text(
             ["while away 0", "while away 1", "while away 2", "after the restart"]
         )
@@ -367,5 +378,93 @@ def test_oidc_mode_sends_the_browser_to_the_provider(tmp_path: Path, open_page: 
         assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
         assert query["audience"] == "https%3A%2F%2Fobsrelay.example%2Fapi"
         assert query["redirect_uri"] == f"{server.url}/".replace(":", "%3A").replace("/", "%2F")
+    finally:
+        server.stop()
+
+
+def test_the_overview_puts_offline_sites_first_and_a_site_says_when_it_went_offline(
+    tmp_path: Path, open_page: OpenPage, site: str, browser: Browser
+):
+    server = start_server(
+        None, tmp_path, OBSRELAY_SITE_OFFLINE_AFTER="2", OBSRELAY_JOB_OVERDUE_GRACE="0"
+    )
+    silent, busy = f"{site}-silent", f"{site}-busy"
+    register_site(server.database_url, silent, busy)
+    polling = threading.Event()
+
+    def keep_polling(agent: SiteClient) -> None:
+        while polling.is_set():
+            agent.claim(wait=1)
+
+    try:
+        with UserClient(server.url) as user, SiteClient(server.url, busy) as agent:
+            job = user.submit(busy, "camera", "camera1", "expose", {"time": 1})
+            agent.claim(wait=5)
+            agent.update(job.ulid, "EXPOSING", 1)
+            agent.post_message("Exposure started", "warning")
+            polling.set()
+            poller = threading.Thread(target=keep_polling, args=(agent,), daemon=True)
+            poller.start()
+            page, _ = open_page(server.url)
+            rows = page.locator("#sites tbody tr")
+            expect(rows).to_have_count(2)
+            expect(rows.nth(0)).to_have_attribute("data-site", silent)  # offline first
+            expect(rows.nth(0)).to_contain_text("OFFLINE")
+            expect(rows.nth(0)).to_contain_text("never")
+            expect(rows.nth(1)).to_contain_text("online")
+            # The job promised 1 s: with no report since, it is overdue.
+            expect(rows.nth(1)).to_contain_text("1 overdue", timeout=15_000)
+            expect(rows.nth(1).locator(".lv-warning")).to_contain_text("warning")
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=SCREENSHOTS / "console-overview.png")
+
+            rows.nth(1).click()
+            _live(page)
+            expect(page.locator("#presence")).to_contain_text(f"{busy} is online")
+            expect(_row(page, job.ulid).locator(".flag-overdue")).to_be_visible()
+            polling.clear()
+            poller.join(10)
+
+        # The site's software stops: the page says since when, in UTC.
+        expect(page.locator("#presence")).to_contain_text(
+            re.compile(rf"{busy} is offline since \d\d:\d\d UTC"), timeout=15_000
+        )
+        page.screenshot(path=SCREENSHOTS / "console-offline-site.png")
+        # Submitting to it asks first; declining sends nothing.
+        asked: list[str] = []
+
+        def answer(dialog: Any, accept: bool) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda dialog: answer(dialog, False))
+        form = page.locator("#submit-form")
+        form.get_by_label("Device type").fill("camera")
+        form.get_by_label("Instance").fill("camera1")
+        form.get_by_label("Action").fill("expose")
+        form.locator("button[type=submit]").click()
+        expect(page.locator("#jobs tbody tr")).to_have_count(1)
+        assert asked and f"{busy} is offline" in asked[0]
+        page.once("dialog", lambda dialog: answer(dialog, True))
+        form.locator("button[type=submit]").click()
+        expect(page.locator("#jobs tbody tr")).to_have_count(2)
+
+        # Times are UTC, or local at a click; the choice is kept.
+        tokyo = browser.new_context(timezone_id="Asia/Tokyo", viewport=DESKTOP)  # type: ignore[arg-type]
+        try:
+            local = tokyo.new_page()
+            local.goto(f"{server.url}/?site={busy}")
+            time_cell = local.locator("#messages li .m-time").first
+            expect(time_cell).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+            utc_text = time_cell.inner_text()
+            local.locator("#zone").click()
+            expect(local.locator("#zone")).to_have_text("local")
+            expect(time_cell).not_to_have_text(utc_text)
+            hours = int(time_cell.inner_text()[:2])
+            assert hours == (int(utc_text[:2]) + 9) % 24
+            local.reload()
+            expect(local.locator("#zone")).to_have_text("local")
+        finally:
+            tokyo.close()
     finally:
         server.stop()

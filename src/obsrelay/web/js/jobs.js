@@ -1,6 +1,7 @@
 // The jobs panel: the site's recent jobs as a live table, a job's history, cancelling.
 
 import { sitePath } from "./api.js";
+import { clock, dateTime, onZoneChange } from "./time.js";
 
 const FINAL = new Set(["COMPLETE", "FAILED", "CANCELLED", "EXPIRED"]);
 const KNOWN = new Set(["UNREAD", "RECEIVED", ...FINAL]);
@@ -8,15 +9,6 @@ const MAX_ROWS = 200;
 
 export function statusClass(status) {
   return KNOWN.has(status) ? `st-${status}` : "st-active";
-}
-
-export function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour12: false });
-}
-
-function dateTime(ms) {
-  const at = new Date(ms);
-  return `${at.toLocaleDateString()} ${at.toLocaleTimeString([], { hour12: false })}`;
 }
 
 function el(tag, props = {}, ...children) {
@@ -71,9 +63,26 @@ export class JobsPanel {
     this.empty = document.getElementById("jobs-empty");
     this.dialog = document.getElementById("job-dialog");
     this.openUlid = null;
+    // While the server is away the countdowns stop: what they count is not known.
+    this.frozen = false;
+    // The site's jobs that need a person's eye (from its presence): ulid -> flag.
+    this.flags = new Map();
     this.dialog.addEventListener("close", () => { this.openUlid = null; });
     document.getElementById("cancel-all").addEventListener("click", () => this.cancelAll());
     setInterval(() => this.tick(), 1000);
+    onZoneChange(() => this.redraw());
+  }
+
+  redraw() {
+    for (const job of this.jobs.values()) this.upsert(job, false);
+  }
+
+  // `overdue` and `abandoned`: ULIDs, as the site's presence lists them.
+  flag(overdue, abandoned) {
+    const flags = new Map([...overdue.map((ulid) => [ulid, "overdue"]), ...abandoned.map((ulid) => [ulid, "abandoned"])]);
+    const changed = flags.size !== this.flags.size || [...flags].some(([ulid, flag]) => this.flags.get(ulid) !== flag);
+    this.flags = flags;
+    if (changed) this.redraw();
   }
 
   async load(site) {
@@ -144,7 +153,7 @@ export class JobsPanel {
       el("td", { textContent: job.action }),
       el("td", { className: "params", textContent: paramsText(job) }),
       el("td", { textContent: job.user }),
-      el("td", { className: "primary-status" }, statusCell(job.primary.status)),
+      el("td", { className: "primary-status" }, statusCell(job.primary.status), ...this.flagCell(job.ulid)),
       el("td", { className: "alternate-status" }, statusCell(job.alternate.status)),
       el("td", { className: "num left", textContent: left === null ? "" : `${left} s` }),
       cancel,
@@ -155,7 +164,17 @@ export class JobsPanel {
     return row;
   }
 
+  flagCell(ulid) {
+    const flag = this.flags.get(ulid);
+    if (!flag) return [];
+    const title = flag === "overdue"
+      ? "Past the site's own estimate with no report: never sent again by itself; look at the site."
+      : "Received and never reported on: never sent again by itself; look at the site.";
+    return [" ", el("span", { className: `flag flag-${flag}`, textContent: flag, title })];
+  }
+
   tick() {
+    if (this.frozen) return;
     for (const [ulid, row] of this.rows) {
       const left = secondsLeft(this.jobs.get(ulid).primary);
       row.querySelector(".left").textContent = left === null ? "" : `${left} s`;

@@ -2,6 +2,7 @@
 // search, and auto-scroll that pauses while the operator reads further up.
 
 import { sitePath } from "./api.js";
+import { clock, dateTime, onZoneChange } from "./time.js";
 
 const LEVELS = ["debug", "info", "warning", "error", "critical"];
 const MAX_LINES = 2000;
@@ -13,10 +14,6 @@ function rank(level) {
   return found < 0 ? 1 : found;
 }
 
-function timeOf(seconds) {
-  const at = new Date(seconds * 1000);
-  return at.toLocaleTimeString([], { hour12: false });
-}
 
 export class MessagesPanel {
   constructor(api, toast) {
@@ -34,6 +31,15 @@ export class MessagesPanel {
     this.newButton.addEventListener("click", () => this.jumpToEnd());
     this.levelFilter.addEventListener("change", () => this.applyFilter());
     this.search.addEventListener("input", () => this.applyFilter());
+    onZoneChange(() => {
+      for (const time of this.list.querySelectorAll(".m-time")) this.writeTime(time);
+    });
+  }
+
+  writeTime(time) {
+    const ms = Number(time.dataset.ms);
+    time.textContent = clock(ms);
+    time.title = dateTime(ms);
   }
 
   async load(site) {
@@ -64,7 +70,9 @@ export class MessagesPanel {
     const line = document.createElement("li");
     line.className = `lv-${LEVELS.includes(level) ? level : "info"}`;
     line.dataset.level = level;
-    const time = Object.assign(document.createElement("span"), { className: "m-time", textContent: timeOf(timestamp) });
+    const time = Object.assign(document.createElement("span"), { className: "m-time" });
+    time.dataset.ms = String(timestamp * 1000);
+    this.writeTime(time);
     const badge = Object.assign(document.createElement("span"), { className: "m-level", textContent: level });
     const body = Object.assign(document.createElement("span"), { className: "m-text", textContent: text });
     line.append(time, badge, body);

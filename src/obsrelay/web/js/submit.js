@@ -16,10 +16,13 @@ export function parseValue(text) {
 }
 
 export class SubmitForm {
-  constructor(api, toast, onSubmitted) {
+  // warning() says why a submission needs a confirmation first (the site is offline),
+  // or null.
+  constructor(api, toast, onSubmitted, warning = () => null) {
     this.api = api;
     this.toast = toast;
     this.onSubmitted = onSubmitted;
+    this.warning = warning;
     this.site = null;
     this.form = document.getElementById("submit-form");
     this.recent = document.getElementById("recent-submissions");
@@ -60,6 +63,8 @@ export class SubmitForm {
 
   async submit() {
     if (!this.site) return;
+    const warning = this.warning();
+    if (warning && !window.confirm(warning)) return;
     const job = {
       device: this.form.elements.device.value.trim(),
       instance: this.form.elements.instance.value.trim(),
