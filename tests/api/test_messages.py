@@ -108,6 +108,21 @@ def test_native_messages_with_cursor_paging(http: httpx.Client, site: str):
     assert future.json()["messages"] == []
 
 
+def test_paging_back_from_the_oldest_message_shown(http: httpx.Client, site: str):
+    url = f"/api/v1/sites/{site}/messages"
+    batch = {"messages": [{"message": f"m{i}"} for i in range(7)]}
+    posted = http.post(f"{url}/batch", json=batch).json()["messages"]
+    ulids = [message["ulid"] for message in posted]
+    back = http.get(url, params={"before": ulids[5], "limit": 3}).json()
+    assert [m["message"] for m in back["messages"]] == ["m2", "m3", "m4"]
+    assert back["next_after"] is None
+    first = http.get(url, params={"before": ulids[1], "limit": 3}).json()
+    assert [m["message"] for m in first["messages"]] == ["m0"]
+    both = http.get(url, params={"before": ulids[1], "after": ulids[0]})
+    assert both.status_code == 400 and "'before' pages back on its own" in both.json()["detail"]
+    assert http.get(url, params={"before": "not-a-ulid"}).status_code == 400
+
+
 def test_native_messages_bad_input(http: httpx.Client, site: str):
     url = f"/api/v1/sites/{site}/messages"
     assert http.post(url, json={"message": "x", "level": "loud"}).status_code == 400

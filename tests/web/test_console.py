@@ -10,6 +10,7 @@ collected and must stay empty.
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -468,3 +469,42 @@ def test_the_overview_puts_offline_sites_first_and_a_site_says_when_it_went_offl
             tokyo.close()
     finally:
         server.stop()
+
+
+def test_reports_fold_long_messages_collapse_and_older_messages_load(
+    console_server: ServerProcess, open_page: OpenPage, site: str
+):
+    two_days_ago = time.time() - 2 * 86400
+    with UserClient(console_server.url) as user, SiteClient(console_server.url, site) as agent:
+        agent.post_messages([(f"old {n}", "info", two_days_ago + n) for n in range(30)])
+        agent.post_messages([(f"recent {n}", "info", None) for n in range(60)])
+        agent.post_message("traceback:\n" + "x" * 3000, "error")
+        job = user.submit(site, "camera", "camera1", "expose", {"time": 10})
+        agent.claim(wait=5)
+        for left in range(10, 0, -1):
+            agent.update(job.ulid, "EXPOSING", left)
+        agent.complete(job.ulid)
+        page, _ = open_page(f"{console_server.url}/?site={site}")
+        _live(page)
+
+        # The long message shows its first lines, and all of it at a click.
+        long_line = page.locator("#messages li").last
+        text = long_line.locator(".m-text")
+        expect(text).to_have_class(re.compile(r"\bcollapsed\b"))
+        assert text.evaluate("el => el.clientHeight") < 100
+        long_line.locator("button.more").click()
+        expect(text).not_to_have_class(re.compile(r"\bcollapsed\b"))
+
+        # The last day is loaded; scrolling to the top loads what came before.
+        expect(page.locator("#messages li")).to_have_count(61)
+        page.locator("#messages").evaluate("el => { el.scrollTop = 0; }")
+        expect(page.locator("#messages li")).to_have_count(91)
+        expect(page.locator("#messages li .m-text").first).to_have_text("old 0")
+
+        # Ten progress reports fold into one row of the history.
+        _row(page, job.ulid).click()
+        history = page.locator("#job-history tbody tr")
+        expect(history).to_have_count(14)
+        expect(page.locator("#job-history tbody tr:visible")).to_have_count(5)
+        page.locator("#job-history button.fold").click()
+        expect(page.locator("#job-history tbody tr:visible")).to_have_count(14)

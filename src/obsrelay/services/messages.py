@@ -111,6 +111,16 @@ class MessageService:
         found = found[:limit]
         return MessagePage(found, found[-1].ulid if more else None)
 
+    async def before(self, site: str, before: str, limit: int = 100) -> list[Message]:
+        """The `limit` messages of `site` stored just before `before` (a ULID), oldest first:
+        the page above the oldest one a reader has."""
+        not_before = self._oldest_kept()
+        return await self._db.read(
+            lambda conn: queries.messages_before(
+                conn, site, not_before=not_before, before=before, limit=limit
+            )
+        )
+
     async def forget_old(self, batch: int = 1000) -> int:
         """Deletes up to `batch` messages and stream events past the retention period."""
         oldest = self._oldest_kept()

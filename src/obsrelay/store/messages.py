@@ -53,6 +53,21 @@ def page_messages(
     return [_to_message(row) for row in conn.execute(query)]
 
 
+def messages_before(
+    conn: sa.Connection, site: str, *, not_before: float, before: str, limit: int
+) -> list[Message]:
+    """The `limit` messages of `site` stored just before the cursor `before`, oldest first."""
+    query = (
+        sa.select(messages)
+        .where(
+            messages.c.site == site, messages.c.timestamp >= not_before, messages.c.ulid < before
+        )
+        .order_by(messages.c.ulid.desc())
+        .limit(limit)
+    )
+    return [_to_message(row) for row in reversed(conn.execute(query).all())]
+
+
 def delete_messages_before(conn: sa.Connection, timestamp: float, limit: int) -> int:
     """Deletes up to `limit` messages dated before `timestamp`; returns how many."""
     doomed = (

@@ -17,6 +17,7 @@ from obsrelay.api.v1.models import (
     MessageOut,
     MessagePageOut,
 )
+from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_ulid
 from obsrelay.services.messages import MessageService
 from obsrelay.services.stream import EventLog
@@ -56,8 +57,23 @@ async def list_messages(
         float | None,
         Query(allow_inf_nan=False, description="Only messages dated at or after (epoch seconds)."),
     ] = None,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=26,
+            description="The page just before this message's `ulid`, oldest first: "
+            "scrolling back. Not with `after` or `since`.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePageOut:
+    if before is not None:
+        if after is not None or since is not None:
+            raise InvalidInput("'before' pages back on its own: leave out 'after' and 'since'.")
+        older = await messages.before(site, validate_ulid(before, "before"), limit)
+        return MessagePageOut(
+            messages=[MessageOut.of(message) for message in older], next_after=None
+        )
     cursor = None if after is None else validate_ulid(after, "after")
     page = await messages.page(site, after=cursor, since=since, limit=limit)
     return MessagePageOut(

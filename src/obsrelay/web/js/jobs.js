@@ -52,6 +52,55 @@ function statusCell(status) {
   return el("span", { className: `status ${statusClass(status)}`, textContent: status });
 }
 
+function historyRow(entry) {
+  const seconds = entry.seconds_until_complete;
+  return el(
+    "tr",
+    {},
+    el("td", { className: "time", textContent: clock(entry.at_ms), title: dateTime(entry.at_ms) }),
+    el("td", { textContent: entry.queue }),
+    el("td", {}, statusCell(entry.status)),
+    el("td", { className: "num", textContent: seconds < 0 ? "" : `${seconds} s` }),
+    el("td", { textContent: entry.source }),
+  );
+}
+
+// The history, with each run of the same report repeated (EXPOSING 900 s, 899 s, ...)
+// folded into its first row and a button that shows the rest.
+function historyRows(history) {
+  const rows = [];
+  let start = 0;
+  while (start < history.length) {
+    let end = start + 1;
+    const same = (entry) => entry.queue === history[start].queue && entry.status === history[start].status;
+    while (end < history.length && same(history[end])) end += 1;
+    const run = history.slice(start, end).map(historyRow);
+    if (run.length > 2) {
+      const folded = run.slice(1);
+      for (const row of folded) {
+        row.hidden = true;
+        row.classList.add("folded");
+      }
+      const last = history[end - 1];
+      const toggle = el("button", {
+        type: "button",
+        className: "quiet fold",
+        textContent: `+${folded.length} more, to ${last.seconds_until_complete < 0 ? "" : `${last.seconds_until_complete} s at `}${clock(last.at_ms)}`,
+      });
+      toggle.addEventListener("click", (event) => {
+        event.preventDefault();
+        const open = folded[0].hidden;
+        for (const row of folded) row.hidden = !open;
+        toggle.textContent = open ? "fold" : `+${folded.length} more`;
+      });
+      run[0].lastElementChild.append(" ", toggle);
+    }
+    rows.push(...run);
+    start = end;
+  }
+  return rows;
+}
+
 export class JobsPanel {
   constructor(api, toast) {
     this.api = api;
@@ -232,17 +281,7 @@ export class JobsPanel {
     document.getElementById("job-dialog-fields").replaceChildren(
       ...fields.flatMap(([name, value]) => [el("dt", { textContent: name }), el("dd", { textContent: value })]),
     );
-    document.querySelector("#job-history tbody").replaceChildren(
-      ...data.history.map((entry) => el(
-        "tr",
-        {},
-        el("td", { className: "time", textContent: clock(entry.at_ms) }),
-        el("td", { textContent: entry.queue }),
-        el("td", {}, statusCell(entry.status)),
-        el("td", { className: "num", textContent: entry.seconds_until_complete < 0 ? "" : `${entry.seconds_until_complete} s` }),
-        el("td", { textContent: entry.source }),
-      )),
-    );
+    document.querySelector("#job-history tbody").replaceChildren(...historyRows(data.history));
     if (!this.dialog.open) this.dialog.showModal();
   }
 }

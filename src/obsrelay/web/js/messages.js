@@ -8,6 +8,10 @@ const LEVELS = ["debug", "info", "warning", "error", "critical"];
 const MAX_LINES = 2000;
 const LOOK_BACK_SECONDS = 24 * 3600;
 const MAX_PAGES = 5;
+const OLDER_PAGE = 200;
+// A longer message shows its first lines and a "more" button.
+const LONG_CHARACTERS = 400;
+const LONG_LINES = 4;
 
 function rank(level) {
   const found = LEVELS.indexOf(level);
@@ -27,6 +31,8 @@ export class MessagesPanel {
     this.seen = new Set();
     this.unseen = 0;
     this.following = true;
+    this.loadingOlder = false;
+    this.noOlder = false;
     this.list.addEventListener("scroll", () => this.onScroll());
     this.newButton.addEventListener("click", () => this.jumpToEnd());
     this.levelFilter.addEventListener("change", () => this.applyFilter());
@@ -48,6 +54,7 @@ export class MessagesPanel {
     this.seen.clear();
     this.unseen = 0;
     this.following = true;
+    this.noOlder = false;
     this.newButton.hidden = true;
     const since = Date.now() / 1000 - LOOK_BACK_SECONDS;
     let after = null;
@@ -64,10 +71,48 @@ export class MessagesPanel {
   }
 
   // A message from the list or the stream; one seen already (by its id) is ignored.
-  add({ ulid, message: text, level, timestamp }) {
-    if (this.seen.has(ulid)) return;
-    this.seen.add(ulid);
+  add(message) {
+    if (this.seen.has(message.ulid)) return;
+    this.seen.add(message.ulid);
+    const line = this.line(message);
+    this.list.append(line);
+    while (this.list.children.length > MAX_LINES) this.list.firstElementChild.remove();
+    this.noOlder = this.noOlder && this.list.children.length < MAX_LINES;
+    if (this.following) {
+      this.list.scrollTop = this.list.scrollHeight;
+    } else if (!line.hidden) {
+      this.unseen += 1;
+      this.newButton.textContent = `${this.unseen} new message${this.unseen === 1 ? "" : "s"} ↓`;
+      this.newButton.hidden = false;
+    }
+  }
+
+  // Scrolled to the top: the page of messages before the oldest one shown, kept in view.
+  async loadOlder() {
+    const first = this.list.firstElementChild;
+    if (this.loadingOlder || this.noOlder || !first || !this.site) return;
+    this.loadingOlder = true;
+    const site = this.site;
+    try {
+      const query = new URLSearchParams({ before: first.dataset.ulid, limit: String(OLDER_PAGE) });
+      const found = await this.api.get(`${sitePath(site, "/messages")}?${query}`);
+      if (site !== this.site) return;
+      if (found.messages.length < OLDER_PAGE) this.noOlder = true;
+      const height = this.list.scrollHeight;
+      const older = found.messages.filter((message) => !this.seen.has(message.ulid));
+      for (const message of older) this.seen.add(message.ulid);
+      first.before(...older.map((message) => this.line(message)));
+      this.list.scrollTop += this.list.scrollHeight - height;
+    } catch (error) {
+      this.toast(error.message, "bad");
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  line({ ulid, message: text, level, timestamp }) {
     const line = document.createElement("li");
+    line.dataset.ulid = ulid;
     line.className = `lv-${LEVELS.includes(level) ? level : "info"}`;
     line.dataset.level = level;
     const time = Object.assign(document.createElement("span"), { className: "m-time" });
@@ -76,16 +121,19 @@ export class MessagesPanel {
     const badge = Object.assign(document.createElement("span"), { className: "m-level", textContent: level });
     const body = Object.assign(document.createElement("span"), { className: "m-text", textContent: text });
     line.append(time, badge, body);
-    line.hidden = !this.matches(line);
-    this.list.append(line);
-    while (this.list.children.length > MAX_LINES) this.list.firstElementChild.remove();
-    if (this.following) {
-      this.list.scrollTop = this.list.scrollHeight;
-    } else if (!line.hidden) {
-      this.unseen += 1;
-      this.newButton.textContent = `${this.unseen} new message${this.unseen === 1 ? "" : "s"} ↓`;
-      this.newButton.hidden = false;
+    if (text.length > LONG_CHARACTERS || text.split("\n").length > LONG_LINES) {
+      body.classList.add("collapsed");
+      const more = Object.assign(document.createElement("button"), {
+        type: "button", className: "quiet more", textContent: `more (${text.length} characters)`,
+      });
+      more.addEventListener("click", () => {
+        const collapsed = body.classList.toggle("collapsed");
+        more.textContent = collapsed ? `more (${text.length} characters)` : "less";
+      });
+      line.append(more);
     }
+    line.hidden = !this.matches(line);
+    return line;
   }
 
   matches(line) {
@@ -100,6 +148,7 @@ export class MessagesPanel {
   }
 
   onScroll() {
+    if (this.list.scrollTop < 40) this.loadOlder();
     const atEnd = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 24;
     if (atEnd && !this.following) {
       this.following = true;
