@@ -102,6 +102,8 @@ class Presence:
         self._clock_ms = clock_ms
         self.flush_seconds = min(_LONGEST_FLUSH_SECONDS, offline_after / 4)
         self._pending: dict[str, queries.Sightings] = {}
+        # The sightings a flush is writing: still this process's news until it commits.
+        self._flushing: dict[str, queries.Sightings] = {}
         self._runner: asyncio.Task[None] | None = None
 
     def seen(self, site: str, call: Call) -> None:
@@ -121,6 +123,7 @@ class Presence:
         for site, call in self._still_connected():
             self.seen(site, call)
         pending, self._pending = self._pending, {}
+        self._flushing = pending
         try:
             changes, offline, back = await self._db.write(
                 lambda conn: self._record(conn, pending, self._clock_ms())
@@ -128,6 +131,8 @@ class Presence:
         except BaseException:
             self._restore(pending)
             raise
+        finally:
+            self._flushing = {}
         for change in changes:
             await self._events.publish_live(
                 change.site, TOPIC_PRESENCE, {"online": change.online, "since_ms": change.since_ms}
@@ -186,14 +191,9 @@ class Presence:
     def _restore(self, unwritten: dict[str, queries.Sightings]) -> None:
         """Keeps sightings a failed flush did not write, merged with the newer ones."""
         for site, old in unwritten.items():
-            newer = self._pending.get(site)
-            if newer is None:
-                self._pending[site] = old
-                continue
-            calls = dict(old.calls)
-            for call, at in newer.calls.items():
-                calls[call] = max(at, calls.get(call, at))
-            self._pending[site] = queries.Sightings(min(old.first_ms, newer.first_ms), calls)
+            merged = _merged(old, self._pending.get(site))
+            assert merged is not None
+            self._pending[site] = merged
 
     async def start(self) -> None:
         self._runner = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -261,8 +261,9 @@ class Presence:
     ) -> SiteView:
         standing = stored.standing if stored else Standing(False, created_ms, None)
         calls = dict(stored.calls) if stored else dict.fromkeys(Call)
-        # What this process saw since its last flush is newer than the store.
-        pending = self._pending.get(site)
+        # What this process saw since its last flush (or is writing now) is newer than
+        # what the store says.
+        pending = _merged(self._flushing.get(site), self._pending.get(site))
         if pending is not None:
             for call, at in pending.calls.items():
                 calls[call] = max(at, calls[call] or 0)
@@ -288,3 +289,15 @@ class Presence:
             ),
             last_message=last_message,
         )
+
+
+def _merged(
+    older: queries.Sightings | None, newer: queries.Sightings | None
+) -> queries.Sightings | None:
+    """One site's sightings of two periods as one: the first, and each call's last."""
+    if older is None or newer is None:
+        return older or newer
+    calls = dict(older.calls)
+    for call, at in newer.calls.items():
+        calls[call] = max(at, calls.get(call, at))
+    return queries.Sightings(min(older.first_ms, newer.first_ms), calls)

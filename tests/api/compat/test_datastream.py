@@ -230,24 +230,34 @@ def test_a_client_that_never_reads_is_closed_and_delays_no_one(
         # Enough to fill the kernel's socket buffers for the slow client, then its queue.
         payload = "x" * 15000
         count, posters = 600, 4
+        close_1013 = b"\x88\x02\x03\xf5"
 
         async def post_share(client: httpx.AsyncClient, first: int) -> None:
             for i in range(first, count, posters):
                 await post_log(client, site, f"{i} {payload}")
 
+        async def read_once_cut_off() -> bytes:
+            # The server gives a client it cut off some seconds to read up to the close
+            # frame: start reading when it says it cut this one off, however long the
+            # posting takes on a loaded machine.
+            while "that fell behind" not in server.log():  # noqa: ASYNC110 (a file)
+                await asyncio.sleep(0.05)
+            data = b""
+            while close_1013 not in data:
+                chunk = await asyncio.wait_for(reader.read(65536), 15)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+        slow_end = asyncio.create_task(read_once_cut_off())
         async with httpx.AsyncClient(base_url=server.url) as client:
             posting = asyncio.gather(*(post_share(client, first) for first in range(posters)))
             received = await frames(normal, count, wait=30)
             await posting
         assert sorted(int(f["data"]["message"].split()[0]) for f in received) == list(range(count))
         # The slow client was closed with 1013 ("try again later"): find its close frame.
-        data = b""
-        close_1013 = b"\x88\x02\x03\xf5"
-        while close_1013 not in data:
-            chunk = await asyncio.wait_for(reader.read(65536), 15)
-            if not chunk:
-                break
-            data += chunk
+        data = await asyncio.wait_for(slow_end, 30)
         assert close_1013 in data, "no close frame with code 1013"
         assert data.count(b'"topic":"userstatus"') < count, "the slow client was not cut off"
         writer.close()
