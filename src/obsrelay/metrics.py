@@ -32,6 +32,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _CLAIM_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400)
+# A client chooses the method; any other is counted as "other", so that made-up
+# methods cannot grow the metrics without bound.
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _CountedElsewhere(Collector):
@@ -69,6 +72,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self._http_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.refusals = counter(
             "obsrelay_refusals", "Requests refused, by reason: auth, rate_limit, size...", "reason"
         )
@@ -129,6 +133,22 @@ class Metrics:
         self.jobs_abandoned = gauge(
             "obsrelay_jobs_abandoned", "Received jobs the site never reported on.", "site"
         )
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Counts and times one answered request; `route` is a template or "unmatched"."""
+        if method not in _HTTP_METHODS:
+            method = "other"
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            # labels() validates and locks on every call: a third of the cost per request.
+            series = self._http_series[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_seconds.labels(method, route),
+            )
+        requests, duration = series
+        requests.inc()
+        duration.observe(seconds)
 
     def count_elsewhere(self, name: str, documentation: str, read: Callable[[], int]) -> None:
         self.registry.register(_CountedElsewhere(name, documentation, read))

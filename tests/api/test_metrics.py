@@ -68,6 +68,7 @@ def test_routes_are_templates_and_refusals_have_reasons(http: httpx.Client, site
     before = scrape(http)
     assert http.get(f"/api/v1/sites/{site}").is_success
     assert http.get(f"/made-up/{site}").status_code == 404
+    assert http.request(f"BREW-{site}", f"/made-up/{site}").status_code == 404
     assert http.post("/jobs/newjob", content=b'{"site": ').status_code == 400
     huge = b'{"site": "' + b"x" * 2_000_000 + b'"}'
     assert http.post("/logs/newlog", content=huge).status_code == 413
@@ -80,6 +81,8 @@ def test_routes_are_templates_and_refusals_have_reasons(http: httpx.Client, site
     assert grew("obsrelay_http_requests_total", **one_site) == 1
     made_up = {"method": "GET", "route": "unmatched", "status": "404"}
     assert grew("obsrelay_http_requests_total", **made_up) == 1
+    made_up_method = {"method": "other", "route": "unmatched", "status": "404"}
+    assert grew("obsrelay_http_requests_total", **made_up_method) == 1
     assert not any(
         site in str(labels) for name, labels in after if name.startswith("obsrelay_http")
     )

@@ -181,11 +181,10 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            metrics = self._metrics
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            metrics.http_requests.labels(method, route, str(status)).inc()
-            metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
+            self._metrics.http_request(
+                scope["method"], route, status, time.perf_counter() - started
+            )
             reason = REFUSAL_BY_STATUS.get(status)
             if reason is not None:
-                metrics.refusals.labels(reason).inc()
+                self._metrics.refusals.labels(reason).inc()
