@@ -8,22 +8,28 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Handler = Callable[[str, bytes], tuple[int, Any]]
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+# (path, body, headers) -> (status, JSON value or bytes)
+Handler = Callable[[str, bytes, Mapping[str, str]], tuple[int, Any]]
 
 
 @contextmanager
 def http_server(handle: Handler) -> Iterator[str]:
-    """Serves `handle(path, body) -> (status, json or bytes)` on a free port; yields its URL."""
+    """Serves `handle(path, body, headers) -> (status, json or bytes)` on a free port, a
+    thread per request; yields its URL."""
 
     class RequestHandler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            status, payload = handle(self.path, self.rfile.read(length))
+            status, payload = handle(self.path, self.rfile.read(length), dict(self.headers))
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -46,6 +52,64 @@ def http_server(handle: Handler) -> Iterator[str]:
         server.server_close()
 
 
+ISSUER = "https://login.example.org/"
+AUDIENCE = "https://api.example.org"
+ROLES_CLAIM = "https://photonranch.org/user_metadata"
+
+
+class Provider:
+    """An OpenID provider's keys: sign tokens, publish the JWKS, rotate."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.published: list[str] = []
+        self.fetches = 0
+        self.add_rsa("k1")
+
+    def serve(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        self.fetches += 1
+        return 200, self.jwks()
+
+    def add_rsa(self, kid: str) -> None:
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.published.append(kid)
+
+    def add_ec(self, kid: str) -> None:
+        self.keys[kid] = ec.generate_private_key(ec.SECP256R1())
+        self.published.append(kid)
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid in self.published:
+            key = self.keys[kid]
+            if isinstance(key, rsa.RSAPrivateKey):
+                jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+                jwk["alg"] = "RS256"
+            else:
+                jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+                jwk["alg"] = "ES256"
+            jwk["kid"] = kid
+            keys.append(jwk)
+        return {"keys": keys}
+
+    def token(self, kid: str = "k1", **overrides: Any) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "auth0|ada",
+            "name": "Ada Observer",
+            "iat": now,
+            "exp": now + 600,
+            ROLES_CLAIM: {"roles": ["admin"]},
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        key = self.keys[kid]
+        algorithm = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+
+
 class FakeCalendar:
     """Answers get-event-at-time from a per-site table; a site may be made slow or broken."""
 
@@ -54,7 +118,7 @@ class FakeCalendar:
         self.behaviour: dict[str, str] = {}  # site -> "slow" | "down" | "nonsense"
         self.calls = 0
 
-    def __call__(self, path: str, body: bytes) -> tuple[int, Any]:
+    def __call__(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
         self.calls += 1
         request = json.loads(body)
         site = request["site"]

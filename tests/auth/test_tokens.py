@@ -11,69 +11,11 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fakes import http_server
+from tests.fakes import AUDIENCE, ISSUER, ROLES_CLAIM, Provider, http_server
 from tests.helpers import newjob_body, raw
 from tests.servers import ServerProcess, register_site, start_server
-
-ISSUER = "https://login.example.org/"
-AUDIENCE = "https://api.example.org"
-ROLES_CLAIM = "https://photonranch.org/user_metadata"
-
-
-class Provider:
-    """An OpenID provider's keys: sign tokens, publish the JWKS, rotate."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, Any] = {}
-        self.published: list[str] = []
-        self.fetches = 0
-        self.add_rsa("k1")
-
-    def serve(self, path: str, body: bytes) -> tuple[int, Any]:
-        self.fetches += 1
-        return 200, self.jwks()
-
-    def add_rsa(self, kid: str) -> None:
-        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.published.append(kid)
-
-    def add_ec(self, kid: str) -> None:
-        self.keys[kid] = ec.generate_private_key(ec.SECP256R1())
-        self.published.append(kid)
-
-    def jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid in self.published:
-            key = self.keys[kid]
-            if isinstance(key, rsa.RSAPrivateKey):
-                jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-                jwk["alg"] = "RS256"
-            else:
-                jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
-                jwk["alg"] = "ES256"
-            jwk["kid"] = kid
-            keys.append(jwk)
-        return {"keys": keys}
-
-    def token(self, kid: str = "k1", **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": "auth0|ada",
-            "name": "Ada Observer",
-            "iat": now,
-            "exp": now + 600,
-            ROLES_CLAIM: {"roles": ["admin"]},
-        }
-        claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        key = self.keys[kid]
-        algorithm = "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
-        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
 
 
 @pytest.fixture(scope="module")
