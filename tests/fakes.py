@@ -58,17 +58,55 @@ ROLES_CLAIM = "https://photonranch.org/user_metadata"
 
 
 class Provider:
-    """An OpenID provider's keys: sign tokens, publish the JWKS, rotate."""
+    """An OpenID provider: sign tokens, publish the JWKS (`fetches` counts its fetches),
+    rotate keys, and answer `/userinfo` for the tokens it signed.
+
+    Userinfo answers from `profiles[sub]`; `userinfo_behaviour[sub]` makes it "down"
+    (503), "refuse" (401), name "another user", or answer "nonsense" (not JSON), and
+    `userinfo_delay[sub]` makes it slow. `userinfo_fetches[sub]` counts the requests.
+    """
 
     def __init__(self) -> None:
         self.keys: dict[str, Any] = {}
         self.published: list[str] = []
         self.fetches = 0
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.userinfo_behaviour: dict[str, str] = {}
+        self.userinfo_delay: dict[str, float] = {}
+        self.userinfo_fetches: dict[str, int] = {}
+        self._lock = threading.Lock()
         self.add_rsa("k1")
 
     def serve(self, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        if path.startswith("/userinfo"):
+            return self.userinfo(headers.get("Authorization", ""))
         self.fetches += 1
         return 200, self.jwks()
+
+    def userinfo(self, authorization: str) -> tuple[int, Any]:
+        token = authorization.removeprefix("Bearer ")
+        try:
+            key = self.keys[jwt.get_unverified_header(token)["kid"]]
+            claims = jwt.decode(
+                token, key.public_key(), algorithms=["RS256", "ES256"], audience=AUDIENCE
+            )
+        except (jwt.PyJWTError, KeyError):
+            return 401, {"error": "invalid_token"}
+        sub = claims["sub"]
+        with self._lock:
+            self.userinfo_fetches[sub] = self.userinfo_fetches.get(sub, 0) + 1
+        time.sleep(self.userinfo_delay.get(sub, 0.0))
+        profile = {"sub": sub, **self.profiles.get(sub, {})}
+        behaviour = self.userinfo_behaviour.get(sub, "ok")
+        if behaviour == "down":
+            return 503, {"error": "temporarily_unavailable"}
+        if behaviour == "refuse":
+            return 401, {"error": "invalid_token"}
+        if behaviour == "another user":
+            return 200, {**profile, "sub": "auth0|someone-else"}
+        if behaviour == "nonsense":
+            return 200, b"<html>maintenance</html>"
+        return 200, profile
 
     def add_rsa(self, kid: str) -> None:
         self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)

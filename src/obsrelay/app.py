@@ -27,6 +27,7 @@ from obsrelay.auth.local import LOCAL_AUDIENCE, LOCAL_ISSUER, LocalSigner
 from obsrelay.auth.ratelimit import Limits, NewSiteBudget
 from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
+from obsrelay.auth.userinfo import Userinfo
 from obsrelay.bus import Notice, open_bus
 from obsrelay.config import Settings, alert_events, load_settings
 from obsrelay.domain.jobs import Deadlines
@@ -75,11 +76,16 @@ def build_access(
         assert settings.oidc_jwks_url and settings.oidc_issuer and settings.oidc_audience
         jwks = JwksKeys(settings.oidc_jwks_url, min_refresh_seconds=settings.oidc_refresh_seconds)
         closers.append(jwks.close)
+        userinfo = None
+        if settings.oidc_userinfo_url:
+            userinfo = Userinfo(settings.oidc_userinfo_url, settings.oidc_roles_claim)
+            closers.append(userinfo.close)
         verifier = TokenVerifier(
             jwks,
             issuer=settings.oidc_issuer,
             audience=settings.oidc_audience,
             roles_claim=settings.oidc_roles_claim,
+            users=userinfo,
         )
     calendar = Calendar(settings.calendar_url) if settings.calendar_url else None
     if calendar is not None:

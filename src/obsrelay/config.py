@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = Field(
         "roles", description="The claim holding the roles (a list, or an object with 'roles')."
     )
+    oidc_userinfo_url: str | None = Field(
+        None,
+        description="The provider's userinfo endpoint: the user's name and roles come from "
+        "its answer for each token, not from the token (oidc).",
+    )
     oidc_refresh_seconds: float = Field(
         30.0, ge=0, description="Least time between two fetches of the JWKS for unknown keys."
     )

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -108,16 +108,33 @@ def _pick(keys: PyJWKSet, kid: str | None) -> PyJWK:
     raise Unauthorized("The token is signed with a key this server does not know.")
 
 
+class UserSource(Protocol):
+    """Who a checked token's user is, when the token alone does not say (auth/userinfo.py)."""
+
+    async def identity(self, token: str, claims: Mapping[str, Any]) -> Identity: ...
+
+
 class TokenVerifier:
-    """Turns a bearer token into an Identity, or raises Unauthorized."""
+    """Turns a bearer token into an Identity, or raises Unauthorized.
+
+    The user is read from the token's claims, or, with `users`, from that source once
+    the token has passed every check here.
+    """
 
     def __init__(
-        self, keys: KeySource, *, issuer: str, audience: str, roles_claim: str = "roles"
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        roles_claim: str = "roles",
+        users: UserSource | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._roles_claim = roles_claim
+        self._users = users
 
     async def verify(self, token: str) -> Identity:
         try:
@@ -150,6 +167,8 @@ class TokenVerifier:
             raise Unauthorized("The token's signature is not valid.") from None
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             raise Unauthorized(f"The token is not valid: {quote(str(error), 80)}.") from None
+        if self._users is not None:
+            return await self._users.identity(token, claims)
         return identity_from_claims(claims, self._roles_claim)
 
 
