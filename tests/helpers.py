@@ -67,7 +67,7 @@ JOB_KEYS = {
 
 
 def assert_wire_job(job: Any) -> None:
-    """Every key of CONTRACT section 2's table, with its type."""
+    """Every key of docs/compatibility.md section 2's table, with its type."""
     assert isinstance(job, dict)
     for key, kind in JOB_KEYS.items():
         assert key in job, f"job lacks {key}"

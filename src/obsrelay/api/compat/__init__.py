@@ -1,1 +1,1 @@
-"""The hosted services' wire formats, served unchanged for existing clients (CONTRACT.md)."""
+"""The hosted services' wire formats, served unchanged for existing clients (docs/compatibility.md)."""

@@ -15,7 +15,7 @@ _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
 
 def job_to_wire(job: dict[str, Any]) -> dict[str, Any]:
     """A job (as `Job.to_data()` gives it) with every key the site software and browser
-    index (CONTRACT section 2).
+    index (docs/compatibility.md, section 2).
 
     `statusId` ("{STATUS}#{ulid}") and `secondsUntilComplete` are the primary queue's;
     the alternate queue's state is in `alternateStatusId` and
