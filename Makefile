@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
+NGINX ?= /usr/sbin/nginx
 
-.PHONY: serve test test-fast lint style typecheck pytest screenshots bench clean chromium
+.PHONY: serve test test-fast lint style typecheck pytest screenshots bench clean chromium nginx
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "obsrelay needs Python 3.11 or newer"'
@@ -40,6 +41,17 @@ chromium:
 	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "warning: could not install chromium; the browser tests will be skipped"; }
 
+# The reverse-proxy test runs deploy/nginx/obsrelay.conf in Debian's nginx; installed
+# the same way (the package's service is not started: the test runs its own nginx).
+nginx:
+	@test -x $(NGINX) || { \
+	  echo "Installing Debian's nginx for the reverse-proxy test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1; } || \
+	  echo "warning: could not install nginx; the reverse-proxy test will be skipped"; }
+
 # The style check first, as it takes a second; then mypy beside the tests: on a fresh
 # checkout it takes 16 s of one core, which the tests' waits on servers leave free.
 test: style
@@ -48,7 +60,7 @@ test: style
 # Three workers on this 2-core machine: much of the suite waits on servers and I/O. Each
 # test module runs on one worker, so that a module's server, browser or network of
 # processes starts once; the longest modules go first (tests/conftest.py says which).
-pytest: $(STAMP) chromium
+pytest: $(STAMP) chromium nginx
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # While working: everything but the tests marked slow, without coverage (its floor is
