@@ -1,1 +1,2 @@
-"""The hosted services' wire formats, served unchanged for existing clients (docs/compatibility.md)."""
+"""The hosted services' wire formats, served unchanged for existing clients
+(docs/compatibility.md)."""
