@@ -25,6 +25,14 @@ from tests.servers import (
 BACKENDS = ["sqlite", "postgres"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_data_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Nothing a test runs uses the real ~/.local/share/obsrelay (the default data
+    directory): the tests' own processes, and the obsrelay processes they start, get one
+    of their own."""
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     with fresh_postgres_database() as url:

@@ -195,7 +195,8 @@ def start_server(
 ) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers.
 
-    With `database_url` None the server uses its default (a SQLite file under ./var);
+    With `database_url` None the server uses its default (obsrelay.db in its data
+    directory, `workdir`/var unless `OBSRELAY_DATA_DIR` is given);
     `port` to come back where a stopped server was. `measured=False` keeps coverage's
     tracer out of the process (see UNMEASURED). `python`: another checkout's
     interpreter, for a benchmark's baseline.
@@ -223,7 +224,11 @@ def start_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    default_url = f"sqlite:///{workdir.resolve() / 'var' / 'obsrelay.db'}"
+    # The server's own default: obsrelay.db in its data directory.
+    data_dir = settings["OBSRELAY_DATA_DIR"] or str(
+        Path(environment.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "obsrelay"
+    )
+    default_url = f"sqlite:///{(workdir / data_dir).resolve() / 'obsrelay.db'}"
     server = ServerProcess(
         f"http://127.0.0.1:{port}", database_url or default_url, process, log_path
     )

@@ -4,8 +4,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from obsrelay.config import ConfigError, load_settings, parse_duration, unknown_env_names
+from obsrelay.config import (
+    ConfigError,
+    database_shown,
+    load_settings,
+    parse_duration,
+    unknown_env_names,
+)
+from tests.helpers import newjob_body, raw
 from tests.servers import run_obsrelay, start_server
 
 
@@ -33,10 +41,82 @@ def test_a_wrong_value_stops_start_up_with_one_line(tmp_path, env, words):
 
 
 def test_unknown_names_are_a_warning(tmp_path):
-    result = obsrelay("db", "upgrade", cwd=tmp_path, OBSRELAY_PROT="9000")
+    home = tmp_path / "data-home"
+    result = obsrelay("db", "upgrade", cwd=tmp_path, OBSRELAY_PROT="9000", XDG_DATA_HOME=str(home))
     assert result.returncode == 0, result.stderr
     assert "OBSRELAY_PROT is not an obsrelay setting" in result.stderr
-    assert (tmp_path / "var" / "obsrelay.db").exists()
+    assert (home / "obsrelay" / "obsrelay.db").exists()
+
+
+def test_one_data_directory_wherever_a_command_is_run_from(tmp_path, site):
+    """The server and the commands, each run from a folder of its own, find one
+    database and one signing key (before, `tokens create` run elsewhere made a new key,
+    and the server refused its token)."""
+    home = str(tmp_path / "data-home")
+    serving, elsewhere = tmp_path / "serving", tmp_path / "elsewhere"
+    serving.mkdir()
+    elsewhere.mkdir()
+    operator = {"XDG_DATA_HOME": home, "OBSRELAY_AUTH_MODE": "local"}
+    server = start_server(
+        None, serving, OBSRELAY_DATA_DIR="", XDG_DATA_HOME=home, OBSRELAY_AUTH_MODE="local"
+    )
+    try:
+        assert server.database_url == f"sqlite:///{home}/obsrelay/obsrelay.db"
+        assert obsrelay("sites", "add", site, cwd=elsewhere, **operator).returncode == 0
+        created = obsrelay(
+            "tokens", "create", "--user", "ada", "--name", "Ada", cwd=elsewhere, **operator
+        )
+        assert created.returncode == 0, created.stderr
+        assert f"Signed with the key in {home}/obsrelay/signing-key.pem" in created.stderr
+        token = created.stdout.strip().splitlines()[-1]
+        answer = server.http.post(
+            "/jobs/newjob",
+            content=raw(newjob_body(site)),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert f"data directory {home}/obsrelay" in server.log()
+    finally:
+        server.stop()
+
+
+def test_relative_paths_in_a_config_file_are_the_files_own(tmp_path, monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = folder / "obsrelay.toml"
+    config.write_text('data_dir = "data"\ndatabase_url = "sqlite:///db/relay.db"\n')
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(config)
+    assert settings.data_dir == str(folder / "data")
+    assert settings.database_url == f"sqlite:///{folder / 'db' / 'relay.db'}"
+    # From the environment, a relative directory is the caller's; it is made absolute.
+    monkeypatch.setenv("OBSRELAY_DATA_DIR", "mine")
+    settings = load_settings()
+    assert settings.data_dir == str(tmp_path / "mine")
+    assert settings.database_url == f"sqlite:///{tmp_path / 'mine' / 'obsrelay.db'}"
+
+
+def test_data_left_by_the_older_default_is_pointed_out(tmp_path):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "obsrelay.db").write_bytes(b"")
+    home = str(tmp_path / "data-home")
+    result = obsrelay("db", "upgrade", cwd=tmp_path, XDG_DATA_HOME=home)
+    assert result.returncode == 0, result.stderr
+    assert f"OBSRELAY_DATA_DIR={tmp_path / 'var'}" in result.stderr
+    chosen = obsrelay(
+        "db", "upgrade", cwd=tmp_path, XDG_DATA_HOME=home, OBSRELAY_DATA_DIR=str(tmp_path / "var")
+    )
+    assert chosen.returncode == 0 and "warning" not in chosen.stderr, chosen.stderr
+
+
+def test_the_database_password_is_never_shown(postgres_url, tmp_path):
+    with_password = make_url(postgres_url).set(password="s3cret-pw").render_as_string(False)
+    assert database_shown(with_password).count("***") == 1
+    assert "s3cret-pw" not in database_shown(with_password)
+    result = obsrelay("db", "upgrade", cwd=tmp_path, OBSRELAY_DATABASE_URL=with_password)
+    assert result.returncode == 0, result.stderr  # trust authentication: any password
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert ":***@" in result.stdout
 
 
 def test_toml_file_and_environment_precedence(tmp_path, monkeypatch):
@@ -99,7 +179,7 @@ def test_serve_on_an_empty_directory_just_works(tmp_path):
     server = start_server(None, tmp_path)
     try:
         assert server.http.get("/readyz").json()["status"] == "ok"
-        assert (tmp_path / "var" / "obsrelay.db").exists()
+        assert (tmp_path / "var" / "obsrelay.db").exists()  # OBSRELAY_DATA_DIR=var
     finally:
         server.stop()
 

@@ -29,7 +29,7 @@ from obsrelay.auth.sitekeys import SiteKeys
 from obsrelay.auth.tokens import JwksKeys, StaticKeys, TokenVerifier
 from obsrelay.auth.userinfo import Userinfo
 from obsrelay.bus import Notice, open_bus
-from obsrelay.config import Settings, alert_events, load_settings
+from obsrelay.config import Settings, alert_events, database_shown, load_settings
 from obsrelay.domain.jobs import Deadlines
 from obsrelay.domain.presence import Call
 from obsrelay.metrics import Metrics
@@ -213,7 +213,13 @@ def create_app(settings: Settings) -> FastAPI:
                 _sweep_forever("retention", services.messages.forget_old, settings.sweep_interval)
             ),
         ]
-        log.info("obsrelay %s ready on %s, bus %s", __version__, db.dialect, settings.bus_url)
+        log.info(
+            "obsrelay %s ready: database %s, bus %s, data directory %s",
+            __version__,
+            database_shown(settings.database_url),
+            settings.bus_url,
+            settings.data_dir,
+        )
         try:
             yield
         finally:

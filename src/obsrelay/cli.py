@@ -17,7 +17,14 @@ from obsrelay.cli_remote import (
     logs_app,
     show_sites,
 )
-from obsrelay.config import ConfigError, Settings, load_settings, unknown_env_names
+from obsrelay.config import (
+    ConfigError,
+    Settings,
+    database_shown,
+    load_settings,
+    older_default_data,
+    unknown_env_names,
+)
 
 if TYPE_CHECKING:
     from obsrelay.auth.sitekeys import SiteKeys
@@ -48,10 +55,19 @@ def _settings(config: str | None, **overrides: object) -> Settings:
     for name in unknown_env_names():
         typer.echo(f"warning: {name} is not an obsrelay setting; it is ignored.", err=True)
     try:
-        return load_settings(config, **overrides)
+        settings = load_settings(config, **overrides)
     except ConfigError as error:
         typer.echo(f"obsrelay: configuration error: {error}", err=True)
         raise typer.Exit(2) from None
+    older = older_default_data(settings)
+    if older is not None:
+        typer.echo(
+            f"warning: {older} holds data of an older obsrelay, which kept it in ./var; "
+            f"this uses {settings.data_dir}. To keep using {older}, set "
+            f"OBSRELAY_DATA_DIR={older}.",
+            err=True,
+        )
+    return settings
 
 
 def _configure_logging(level: str) -> None:
@@ -149,7 +165,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
             await db.close()
 
     _run(run)
-    typer.echo(f"Database is up to date: {settings.database_url}")
+    typer.echo(f"Database is up to date: {database_shown(settings.database_url)}")
 
 
 @tokens_app.command("create")
@@ -177,6 +193,11 @@ def tokens_create(
         typer.echo(f"obsrelay: --expires: {error}", err=True)
         raise typer.Exit(2) from None
     signer = LocalSigner(Path(settings.data_dir))
+    if signer.made:
+        # A server already running on another data directory will refuse this token.
+        typer.echo(f"Signed with a new key, made now: {signer.key_path}", err=True)
+    else:
+        typer.echo(f"Signed with the key in {signer.key_path}", err=True)
     typer.echo(f"Token for {name} ({user}), roles: {', '.join(role or []) or 'none'}:")
     typer.echo(signer.issue(user, name, list(role or []), lifetime))
 

@@ -11,6 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,7 +29,18 @@ _KNOWN_OTHER_NAMES = {
 }
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-DEFAULT_DATABASE_URL = "sqlite:///./var/obsrelay.db"
+DATABASE_FILE = "obsrelay.db"
+# Where data lived before the default became one absolute place (docs/adr/0006).
+OLDER_DEFAULT_DIR = "var"
+
+
+def default_data_dir() -> str:
+    """`$XDG_DATA_HOME/obsrelay`, else `~/.local/share/obsrelay`: the same place for the
+    server and every command, wherever they are run from."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "obsrelay")
+
+
 # The kinds of alert (services/alerts.py); listed here so that settings need no import.
 ALERT_EVENTS = ("offline", "online", "message", "failed", "overdue", "abandoned")
 
@@ -60,8 +72,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
     database_url: str = Field(
-        DEFAULT_DATABASE_URL,
-        description="sqlite:///relative.db, sqlite:////abs/path.db or postgresql://user@host/db.",
+        "",
+        description="sqlite:////abs/path.db, sqlite:///relative.db or postgresql://user@host/db "
+        "(default: obsrelay.db in the data directory).",
     )
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_requests: bool = Field(False, description="Log one line per HTTP request.")
@@ -113,7 +126,11 @@ class Settings(BaseSettings):
     auth_mode: Literal["local", "oidc", "none"] = Field(
         "local", description="How user tokens are checked: local, oidc or none."
     )
-    data_dir: str = Field("./var", description="Where local mode keeps its signing key.")
+    data_dir: str = Field(
+        default_factory=default_data_dir,
+        description="Where the default SQLite database and local mode's signing key are kept "
+        "(default: $XDG_DATA_HOME/obsrelay or ~/.local/share/obsrelay).",
+    )
     oidc_jwks_url: str | None = Field(None, description="The provider's JWKS URL (oidc mode).")
     oidc_issuer: str | None = Field(None, description="The tokens' required issuer (oidc).")
     oidc_audience: str | None = Field(None, description="The tokens' required audience (oidc).")
@@ -225,10 +242,18 @@ class Settings(BaseSettings):
         description="Bytes a websocket client may fall behind before it is closed (1013).",
     )
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: str) -> str:
+        # A relative directory is taken from where it was given, once: every later use
+        # (the key, the database) then names the same place.
+        # Empty (OBSRELAY_DATA_DIR=) is the default, as for the database URL.
+        return str(Path(value or default_data_dir()).expanduser().absolute())
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql:", "postgres:")):
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise ValueError(
                 "must start with sqlite:/// or postgresql:// (e.g. postgresql://user@host/db)"
             )
@@ -258,6 +283,14 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")
         return level
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_in_the_data_dir(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("database_url"):
+            data_dir = Path(values.get("data_dir") or default_data_dir()).expanduser()
+            values = {**values, "database_url": f"sqlite:///{data_dir.absolute() / DATABASE_FILE}"}
+        return values
 
     @model_validator(mode="after")
     def _check_oidc(self) -> "Settings":
@@ -362,7 +395,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-        file_values = {key.lower(): value for key, value in file_values.items()}
+        file_values = _paths_from(Path(path).parent, {k.lower(): v for k, v in file_values.items()})
     # Environment variables beat the file: drop file values that the environment sets.
     for name in list(file_values):
         if f"{ENV_PREFIX}{name.upper()}" in os.environ:
@@ -380,6 +413,42 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if not first["loc"]:  # a rule over several settings
             raise ConfigError(message) from None
         raise ConfigError(f"{where}: {message} (got {first.get('input')!r})") from None
+
+
+def _paths_from(directory: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """A config file's relative paths (data_dir, a SQLite file) taken from the file's own
+    directory, so that the file means the same wherever a command is run from."""
+    data_dir = values.get("data_dir")
+    if isinstance(data_dir, str) and not Path(data_dir).expanduser().is_absolute():
+        values["data_dir"] = str(directory.absolute() / data_dir)
+    url = values.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and not relative.startswith(":memory:"):
+            values["database_url"] = f"sqlite:///{directory.absolute() / relative}"
+    return values
+
+
+def database_shown(url: str) -> str:
+    """The database URL without its password, as the logs and the CLI may show it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def older_default_data(settings: Settings, cwd: Path | None = None) -> Path | None:
+    """`./var`, when it holds data of the older default (a database or a signing key) and
+    this run does not use it: the operator is told how to keep using it."""
+    if "data_dir" in settings.model_fields_set:
+        return None
+    older = (cwd or Path.cwd()) / OLDER_DEFAULT_DIR
+    held = [older / name for name in (DATABASE_FILE, "signing-key.pem")]
+    if older.absolute() == Path(settings.data_dir) or not any(p.exists() for p in held):
+        return None
+    return older
 
 
 def alert_events(settings: Settings) -> frozenset[str]:

@@ -23,10 +23,11 @@ ROLES_CLAIM = "roles"
 KEY_FILE = "signing-key.pem"
 
 
-def _load_or_create(data_dir: Path) -> ec.EllipticCurvePrivateKey:
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+def _load_or_create(path: Path) -> tuple[ec.EllipticCurvePrivateKey, bool]:
+    """The key in `path`, made there first if there is none; and whether it was made."""
+    made = not path.exists()
+    if made:
+        path.parent.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -42,14 +43,15 @@ def _load_or_create(data_dir: Path) -> ec.EllipticCurvePrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} does not hold an EC private key")
-    return loaded
+    return loaded, made
 
 
 class LocalSigner:
     """Issues and describes local-mode tokens."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._key = _load_or_create(data_dir)
+        self.key_path = data_dir / KEY_FILE
+        self._key, self.made = _load_or_create(self.key_path)
         public = json.loads(ECAlgorithm.to_jwk(self._key.public_key()))
         self.kid = uuid.uuid5(uuid.NAMESPACE_URL, public["x"] + public["y"]).hex[:16]
         public.update(kid=self.kid, alg="ES256", use="sig")
