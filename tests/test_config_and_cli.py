@@ -40,6 +40,13 @@ def test_a_wrong_value_stops_start_up_with_one_line(tmp_path, env, words):
     assert "Traceback" not in result.stderr
 
 
+def test_version(tmp_path):
+    from obsrelay import __version__
+
+    result = obsrelay("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"obsrelay {__version__}"
+
+
 def test_unknown_names_are_a_warning(tmp_path):
     home = tmp_path / "data-home"
     result = obsrelay("db", "upgrade", cwd=tmp_path, OBSRELAY_PROT="9000", XDG_DATA_HOME=str(home))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from obsrelay import __version__
 from obsrelay.cli_remote import (
     DEFAULT_SERVER,
     JsonOption,
@@ -45,6 +46,25 @@ alerts_app = typer.Typer(help="Alerts: webhook notifications (OBSRELAY_ALERT_*).
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(logs_app, name="logs")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"obsrelay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """obsrelay: commands to robotic observatories, status messages back."""
+
 
 ConfigOption = Annotated[
     str | None, typer.Option("--config", help="A TOML file of settings (or OBSRELAY_CONFIG).")

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from obsrelay.client import (
+    Conflict,
     Frame,
     Job,
     Message,
@@ -34,7 +35,9 @@ from obsrelay.client import (
 from obsrelay.config import parse_duration
 from obsrelay.domain.lifecycle import is_final
 
-jobs_app = typer.Typer(help="Submit, list, show, cancel and watch jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Submit, list, show, cancel, stop and watch jobs.", no_args_is_help=True
+)
 logs_app = typer.Typer(help="Send and follow a site's user status messages.", no_args_is_help=True)
 
 out = Console(highlight=False)
@@ -253,13 +256,60 @@ def jobs_cancel(
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cancel a job the site has not received yet."""
+    """Cancel a job the site has not received yet (to stop one it has: jobs stop)."""
     with UserClient(server, token) as relay, _errors_as_exit():
-        job = relay.cancel(ulid)
+        try:
+            job = relay.cancel(ulid)
+        except Conflict as refused:
+            held = relay.job(ulid)
+            if is_final(held.status):
+                raise
+            # Received: only the site can end it now, told by a stop of its own.
+            raise Conflict(
+                refused.status,
+                f"{refused.message} To stop it: obsrelay jobs stop --site {held.site} "
+                f"--device {held.device} --instance {held.instance}",
+            ) from None
     if as_json:
         _print_json(_job_json(job))
     else:
         out.print(f"Cancelled [bold]{job.ulid}[/bold] at {job.site}")
+
+
+@jobs_app.command("cancel-all")
+def jobs_cancel_all(
+    site: SiteOption,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel every unfinished job of a site and tell the site to stop everything
+    (cancel_all_commands, as the web front end sends it)."""
+    with UserClient(server, token) as relay, _errors_as_exit():
+        job = relay.cancel_all(site)
+    if as_json:
+        _print_json(_job_json(job))
+    else:
+        out.print(f"Sent cancel_all_commands to {job.site}: [bold]{job.ulid}[/bold]")
+
+
+@jobs_app.command("stop")
+def jobs_stop(
+    site: SiteOption,
+    device: Annotated[str, typer.Option(help="The device type, e.g. camera.")],
+    instance: Annotated[str, typer.Option(help="The device instance, e.g. camera1.")],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tell a device to stop what it is doing: the way to stop a job the site has
+    received already (cancel only reaches jobs it has not)."""
+    with UserClient(server, token) as relay, _errors_as_exit():
+        job = relay.stop(site, device, instance)
+    if as_json:
+        _print_json(_job_json(job))
+    else:
+        out.print(f"Sent stop to {job.site} {job.device}/{job.instance}: [bold]{job.ulid}[/bold]")
 
 
 def _frames(relay: UserClient, site: str, since: int | None) -> Iterator[Frame]:

@@ -176,15 +176,21 @@ def test_cancel_all_and_stop_reach_the_devices(network: Network):
     long = submit("--device", "camera", "--instance", "camera2", "--action", "expose",
                   "-r", "time=3000")  # fmt: skip
     _until_status(network, long["ulid"], "EXPOSING")
-    cancel_all = submit("--device", "site", "--instance", "site", "--action",
-                        "cancel_all_commands")  # fmt: skip
+    cancel_all = network.cli_json("jobs", "cancel-all", "--site", SITE)
+    assert (cancel_all["device"], cancel_all["instance"]) == ("all", "all")  # as the web UI
     _until_status(network, cancel_all["ulid"], "COMPLETE")
     assert _primary(network.cli_json("jobs", "show", long["ulid"])) == "CANCELLED"
 
     move = submit("--device", "focuser", "--instance", "focuser1", "--action", "move",
                   "-r", "position=300000")  # fmt: skip
     _until_status(network, move["ulid"], "MOVING")
-    submit("--device", "focuser", "--instance", "focuser1", "--action", "stop")
+    # A received job cannot be cancelled; the refusal says how to stop it.
+    refused = network.cli("jobs", "cancel", move["ulid"], check=False)
+    assert refused.returncode == 1
+    hint = f"obsrelay jobs stop --site {SITE} --device focuser --instance focuser1"
+    assert hint in " ".join(refused.stderr.split()), refused.stderr
+    stop = network.cli_json(*hint.split()[1:])
+    assert stop["action"] == "stop"
     _until_status(network, move["ulid"], "CANCELLED")
     slew = submit("--device", "mount", "--instance", "mount1", "--action", "slew",
                   "-r", "ra=10.5", "-r", "dec=41.2")  # fmt: skip

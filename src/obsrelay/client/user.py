@@ -85,6 +85,17 @@ class UserClient:
         }
         return Job.from_json(self._send("POST", f"/api/v1/sites/{site}/jobs", body))
 
+    def cancel_all(self, site: str) -> Job:
+        """Ends everything at `site`: its earlier unfinished jobs are cancelled, and the
+        site is sent `cancel_all_commands` (device and instance "all", as the web front
+        end sends it), which stops what it is doing. Returns that job."""
+        return self.submit(site, "all", "all", "cancel_all_commands")
+
+    def stop(self, site: str, device: str, instance: str) -> Job:
+        """Tells one device to stop what it is doing (the `stop` action), as a job of its
+        own: a job the site has received can no longer be cancelled."""
+        return self.submit(site, device, instance, "stop")
+
     def cancel(self, ulid: str) -> Job:
         """Cancels a job the site has not received yet (Conflict once it has)."""
         return Job.from_json(self._send("POST", f"/api/v1/jobs/{ulid}/cancel"))
