@@ -29,6 +29,9 @@ def obsrelay(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
         ({"OBSRELAY_DATABASE_URL": "mysql://root@localhost/x"}, "OBSRELAY_DATABASE_URL"),
         ({"OBSRELAY_LOG_LEVEL": "loud"}, "OBSRELAY_LOG_LEVEL"),
         ({"OBSRELAY_JOB_EXPIRY": "soon"}, "OBSRELAY_JOB_EXPIRY"),
+        ({"OBSRELAY_DATABASE_URL": "postgresql://u:pw-1@db:port/x"}, "port that is not a number"),
+        ({"OBSRELAY_DATABASE_URL": "sqlite:///"}, "names no database file"),
+        ({"OBSRELAY_ALERT_WEBHOOK_URL": "ftp://pw-1@hooks"}, "OBSRELAY_ALERT_WEBHOOK_URL"),
     ],
 )
 def test_a_wrong_value_stops_start_up_with_one_line(tmp_path, env, words):
@@ -38,6 +41,7 @@ def test_a_wrong_value_stops_start_up_with_one_line(tmp_path, env, words):
     assert len(lines) == 1, result.stderr
     assert words in lines[0] and "configuration error" in lines[0]
     assert "Traceback" not in result.stderr
+    assert "pw-1" not in result.stderr  # secrets are not shown, even in a refusal
 
 
 def test_version(tmp_path):
@@ -154,16 +158,29 @@ def test_db_upgrade_with_a_config_file(tmp_path):
     assert again.returncode == 0
 
 
-def test_unreachable_database_is_one_line(tmp_path):
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("serve",)])
+def test_unreachable_database_is_one_line(tmp_path, command):
     result = obsrelay(
-        "db",
-        "upgrade",
-        cwd=tmp_path,
-        OBSRELAY_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        *command, cwd=tmp_path, OBSRELAY_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"
     )
     assert result.returncode == 1
-    assert "cannot reach the database" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert said(result) == [
+        "obsrelay: cannot reach the database: [Errno 111] Connect call failed ('127.0.0.1', 1)"
+    ]
+
+
+def test_a_database_that_refuses_is_one_line(tmp_path, postgres_url):
+    missing = make_url(postgres_url).set(database="no_such_database").render_as_string(False)
+    result = obsrelay("serve", cwd=tmp_path, OBSRELAY_DATABASE_URL=missing)
+    assert result.returncode == 1
+    assert said(result) == [
+        'obsrelay: cannot use the database: database "no_such_database" does not exist'
+    ]
+
+
+def said(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """What a command told its user on stderr, without the log's INFO lines (alembic's)."""
+    return [line for line in result.stderr.splitlines() if line and " INFO " not in line]
 
 
 def test_durations():

@@ -131,6 +131,9 @@ def serve(
     from obsrelay.app import create_app
 
     _configure_logging(settings.log_level)
+    # The schema first, here: a database that is wrong or away is one line, not the
+    # traceback uvicorn logs for an application whose start-up failed.
+    _run(lambda: _upgraded(settings.database_url))
     _raise_open_file_limit()  # before the app reads it (OBSRELAY_MAX_WAITING=0)
     app = create_app(settings)
 
@@ -172,20 +175,27 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Create the schema or migrate it to the newest version."""
-    from obsrelay.store.database import open_database
-
     settings = _settings(config)
     _configure_logging(settings.log_level)
 
-    async def run() -> None:
-        db = open_database(settings.database_url)
-        try:
-            await db.upgrade()
-        finally:
-            await db.close()
-
-    _run(run)
+    _run(lambda: _upgraded(settings.database_url))
     typer.echo(f"Database is up to date: {database_shown(settings.database_url)}")
+
+
+async def _upgraded(database_url: str) -> None:
+    """Creates or migrates the schema (safe from several processes at once)."""
+    from obsrelay.store.database import open_database
+
+    # A database that does not answer is said once, by the caller, in one line: not
+    # also as the running server's outage ("answering 503 until it is back").
+    outage_log = logging.getLogger("obsrelay.store")
+    outage_log.disabled = True
+    db = open_database(database_url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+        outage_log.disabled = False
 
 
 @tokens_app.command("create")
@@ -232,15 +242,26 @@ def _site_keys(config: str | None) -> tuple["Database", "SiteKeys"]:
 
 
 def _run(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from obsrelay.store.database import DatabaseUnavailable
 
     try:
         asyncio.run(work())
     except (OSError, DatabaseUnavailable) as error:
-        cause = error.__cause__ or error
-        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0] if str(cause) else ""
-        typer.echo(f"obsrelay: cannot reach the database: {reason or 'no answer'}", err=True)
+        typer.echo(f"obsrelay: cannot reach the database: {_first_line(error)}", err=True)
         raise typer.Exit(1) from None
+    except SQLAlchemyError as error:
+        # It answered, and refused: no such database or user, a wrong password.
+        typer.echo(f"obsrelay: cannot use the database: {_first_line(error)}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own sentence of a database error, without SQLAlchemy's wrapping."""
+    cause = error.__cause__ or error
+    text = str(getattr(cause, "orig", None) or cause)
+    return text.splitlines()[0] if text else "no answer"
 
 
 def _site_name(site: str) -> str:

@@ -253,10 +253,25 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite:", "postgresql:", "postgres:")):
+        if not value:
+            return value  # the default, in the data directory
+        if not value.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise ValueError(
                 "must start with sqlite:/// or postgresql:// (e.g. postgresql://user@host/db)"
             )
+        if value.startswith("sqlite:") and value.removeprefix("sqlite:").strip("/") == "":
+            raise ValueError("names no database file (e.g. sqlite:////var/lib/obsrelay/x.db)")
+        try:
+            urlsplit(value).port  # noqa: B018  # a port that is not a number raises here
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("alert_events")
@@ -412,7 +427,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         message = first["msg"].removeprefix("Value error, ")
         if not first["loc"]:  # a rule over several settings
             raise ConfigError(message) from None
-        raise ConfigError(f"{where}: {message} (got {first.get('input')!r})") from None
+        raise ConfigError(f"{where}: {message} (got {_shown(name, first.get('input'))})") from None
 
 
 def _paths_from(directory: Path, values: dict[str, Any]) -> dict[str, Any]:
@@ -429,14 +444,24 @@ def _paths_from(directory: Path, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _shown(name: str, value: object) -> str:
+    """A setting's value as an error may show it: never a secret (the line may go to a
+    log, such as systemd's journal)."""
+    if name == "alert_webhook_url":
+        return "a URL, not shown: it is a secret"
+    if name == "database_url" and isinstance(value, str):
+        return repr(database_shown(value))
+    return repr(value)
+
+
 def database_shown(url: str) -> str:
     """The database URL without its password, as the logs and the CLI may show it."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def older_default_data(settings: Settings, cwd: Path | None = None) -> Path | None:
