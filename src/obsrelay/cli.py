@@ -184,11 +184,10 @@ def db_upgrade(config: ConfigOption = None) -> None:
 
 async def _upgraded(database_url: str) -> None:
     """Creates or migrates the schema (safe from several processes at once)."""
-    from obsrelay.store.database import open_database
+    from obsrelay.store.database import open_database, outage_log
 
     # A database that does not answer is said once, by the caller, in one line: not
     # also as the running server's outage ("answering 503 until it is back").
-    outage_log = logging.getLogger("obsrelay.store")
     outage_log.disabled = True
     db = open_database(database_url)
     try:

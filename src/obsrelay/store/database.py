@@ -45,6 +45,9 @@ T = TypeVar("T")
 Transaction = Callable[[sa.Connection], T]
 
 log = logging.getLogger("obsrelay.store")
+# The outage's two lines have a logger of their own: a command that reports a database
+# that is away in its own words (obsrelay serve, db upgrade) silences this one.
+outage_log = logging.getLogger("obsrelay.store.outage")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: all obsrelay processes take this advisory lock to migrate one at a time.
 _MIGRATION_LOCK_KEY = 0x6F627372
@@ -98,7 +101,7 @@ class Outage:
         self.failures += 1
         if self.started is None:
             self.started = time.monotonic()
-            log.error(
+            outage_log.error(
                 "the database is not answering (%s); answering 503 until it is back",
                 _one_line(error),
             )
@@ -107,7 +110,7 @@ class Outage:
         """Ends the outage, unless the request that succeeded `began` before it started: such a
         request may have finished its work just before the cut, and says nothing about now."""
         if self.started is not None and began > self.started:
-            log.warning(
+            outage_log.warning(
                 "the database is answering again after %.1f s; %d requests were refused",
                 time.monotonic() - self.started,
                 self.refused,
