@@ -9,10 +9,11 @@ one object per line.
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich import box
@@ -40,8 +41,17 @@ jobs_app = typer.Typer(
 )
 logs_app = typer.Typer(help="Send and follow a site's user status messages.", no_args_is_help=True)
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+def _console(stream: TextIO) -> Console:
+    """A console on `stream`. Piped or redirected, it does not wrap at rich's 80 columns:
+    a script reads whole lines, and a table keeps every column."""
+    piped = not stream.isatty()
+    return Console(file=stream, highlight=False, width=_PIPED_WIDTH if piped else None)
+
+
+_PIPED_WIDTH = 1_000_000
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 ServerOption = Annotated[
     str,
@@ -78,8 +88,21 @@ LEVEL_STYLES = {
 LEVELS = tuple(LEVEL_STYLES)
 
 
+def shown(value: object) -> Text:
+    """A value from the server (a device, an action, a message, a sentence) as it was
+    typed: never read as rich markup (`cam[bold]1[/]` stays as it is), and with its
+    control characters (an ANSI escape, a carriage return) shown as `\\x1b`, never
+    acted on by the terminal. Newlines and tabs stay."""
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(
+            char if char.isprintable() or char in "\n\t" else repr(char)[1:-1] for char in text
+        )
+    return Text(text)
+
+
 def _fail(error: ObsrelayError) -> typer.Exit:
-    err.print(f"[red]obsrelay:[/red] {error}")
+    err.print(Text.assemble(("obsrelay:", "red"), " ", shown(error)))
     return typer.Exit(3 if isinstance(error, ServerUnavailable) else 1)
 
 
@@ -111,7 +134,7 @@ def _print_json(data: Any) -> None:
 
 
 def _status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, "yellow"))
+    return Text(shown(status).plain, style=STATUS_STYLES.get(status, "yellow"))
 
 
 def _time(ms_or_s: float, *, seconds: bool = False, short: bool = False) -> str:
@@ -124,12 +147,16 @@ def _params(job: Job) -> str:
     return " ".join(f"{key}={json.dumps(value)}" for key, value in both.items())
 
 
+def _command(job: Job) -> str:
+    return f"{job.device}/{job.instance} {job.action} {_params(job)}".strip()
+
+
 def _jobs_table(jobs: list[Job], title: str) -> Table:
     # A narrow terminal gets the columns it has room for; the alternate queue only
     # where somebody uses it.
     wide = out.width >= 110
     show_alternate = wide and any(job.alternate.status != "UNREAD" for job in jobs)
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=shown(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("created", no_wrap=True)
     table.add_column("ulid", no_wrap=True)
     table.add_column("command", overflow="fold", ratio=1, min_width=12)
@@ -144,8 +171,8 @@ def _jobs_table(jobs: list[Job], title: str) -> Table:
         row: list[str | Text] = [
             _time(job.created_ms, short=True),
             job.ulid,
-            f"{job.device}/{job.instance} {job.action} {_params(job)}".strip(),
-            *([job.user_name] if wide else []),
+            shown(_command(job)),
+            *([shown(job.user_name)] if wide else []),
             _status_text(job.primary.status),
         ]
         if show_alternate:
@@ -197,8 +224,9 @@ def jobs_submit(
         _print_json(_job_json(job))
     else:
         out.print(
-            f"Submitted [bold]{job.ulid}[/bold] to {job.site}: {job.device}/"
-            f"{job.instance} {job.action} {_params(job)}"
+            Text.assemble("Submitted ", (job.ulid, "bold"), " to ", shown(job.site), ": "),
+            shown(_command(job)),
+            sep="",
         )
 
 
@@ -244,7 +272,7 @@ def jobs_show(
             entry.queue,
             _status_text(entry.status),
             "" if seconds < 0 else f"{seconds} s",
-            entry.source,
+            shown(entry.source),
         )
     out.print(history)
 
@@ -273,7 +301,7 @@ def jobs_cancel(
     if as_json:
         _print_json(_job_json(job))
     else:
-        out.print(f"Cancelled [bold]{job.ulid}[/bold] at {job.site}")
+        out.print(Text.assemble("Cancelled ", (job.ulid, "bold"), " at ", shown(job.site)))
 
 
 @jobs_app.command("cancel-all")
@@ -290,7 +318,9 @@ def jobs_cancel_all(
     if as_json:
         _print_json(_job_json(job))
     else:
-        out.print(f"Sent cancel_all_commands to {job.site}: [bold]{job.ulid}[/bold]")
+        out.print(
+            Text.assemble("Sent cancel_all_commands to ", shown(job.site), ": ", (job.ulid, "bold"))
+        )
 
 
 @jobs_app.command("stop")
@@ -309,7 +339,8 @@ def jobs_stop(
     if as_json:
         _print_json(_job_json(job))
     else:
-        out.print(f"Sent stop to {job.site} {job.device}/{job.instance}: [bold]{job.ulid}[/bold]")
+        target = shown(f"{job.site} {job.device}/{job.instance}")
+        out.print(Text.assemble("Sent stop to ", target, ": ", (job.ulid, "bold")))
 
 
 def _frames(relay: UserClient, site: str, since: int | None) -> Iterator[Frame]:
@@ -366,14 +397,16 @@ def logs_send(
     if as_json:
         _print_json(asdict(message))
     else:
-        out.print(f"Sent to {site} at {_time(message.timestamp, seconds=True)}")
+        at = _time(message.timestamp, seconds=True)
+        out.print(Text.assemble("Sent to ", shown(site), f" at {at}"))
 
 
 def _print_message(message: Message) -> None:
     style = LEVEL_STYLES.get(message.level, "default")
     line = Text(f"{_time(message.timestamp, seconds=True)} ", style="bright_black")
     line.append(f"{message.level.upper():<8} ", style=style)
-    line.append(message.message, style=style if message.level != "info" else "default")
+    text = shown(message.message).plain
+    line.append(text, style=style if message.level != "info" else "default")
     out.print(line)
 
 
@@ -449,7 +482,7 @@ def _sites_table(sites: list[Site], now_ms: float) -> Table:
             if ulids
         )
         row: list[str | Text] = [
-            site.site,
+            shown(site.site),
             state,
             _utc(site.since_ms, now_ms),
             _ago(site.last_seen_ms, now_ms),

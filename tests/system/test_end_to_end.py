@@ -262,3 +262,30 @@ def test_sites_shows_the_agent_online_and_a_silent_site_first(network: Network):
     table = network.cli("sites").stdout
     assert "OFFLINE" in table and "online" in table and "never" in table
     assert table.index("e2e-silent") < table.index(SITE)
+
+
+def test_the_terminal_shows_values_as_typed_and_piped_lines_whole(network: Network):
+    """Rich markup in a user's values is not read as markup, a message's ANSI escapes
+    reach no terminal, and piped output is not wrapped at 80 columns."""
+    long_value = "x" * 150
+    job = network.cli_json(
+        "jobs", "submit", "-s", SITE, "--device", "cam[bold]1[/]", "--instance", "i",
+        "--action", "expose", "-o", f"note={long_value}",
+    )  # fmt: skip
+    listed = network.cli("jobs", "list", "--site", SITE).stdout
+    [row] = [line for line in listed.splitlines() if job["ulid"] in line]
+    assert "cam[bold]1[/]/i expose" in row and long_value in row  # one line, not wrapped
+    shown = network.cli("jobs", "show", job["ulid"]).stdout
+    assert "cam[bold]1[/]" in shown
+
+    escape = "\x1b[2J\x1b[31mthe screen is cleared\x1b[0m"
+    sent = run_obsrelay(
+        "logs", "send", "--site", SITE, escape,
+        OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    tail = network.cli("logs", "tail", "--site", SITE, "--since", "5m").stdout
+    assert "\x1b" not in tail
+    assert "\\x1b[2J\\x1b[31mthe screen is cleared\\x1b[0m" in tail
+    # Under --json the text is the message itself, escaped the JSON way.
+    assert escape in [m["message"] for m in network.messages("--since", "5m")]
