@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from obsrelay.client import SiteClient, UserClient
 from tests.servers import (
@@ -26,14 +26,12 @@ from tests.servers import (
     register_site,
     run_obsrelay,
     start_server,
-    unavailable,
 )
 
 pytestmark = pytest.mark.slow  # a browser
 
 OpenPage = Callable[..., tuple[Page, "ConsoleErrors"]]
 
-CHROMIUM = os.environ.get("OBSRELAY_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(
     os.environ.get(
         "OBSRELAY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -56,16 +54,6 @@ class ConsoleErrors:
         kind, text = message.type, message.text
         if kind == "error" and not (self.expected and self.expected.search(text)):
             self.seen.append(text)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"the browser tests need Chromium at {CHROMIUM} (make test installs it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
