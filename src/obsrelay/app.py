@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from obsrelay import __version__
-from obsrelay.api import console, ops
+from obsrelay.api import console, docs, ops
 from obsrelay.api.compat import datastream
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
@@ -241,6 +241,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Commands to robotic observatories, and their status messages back.",
         lifespan=lifespan,
+        # Served by api/docs.py from the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Routes are matched in order: the site software's polls and posts come first.
@@ -255,6 +258,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
     app.include_router(console.router)
     app.mount("/console", console.static_files(), name="console")
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS_PATH, docs.static_files(), name="docs-assets")
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_timeout
     )
