@@ -283,17 +283,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown alert {', '.join(sorted(unknown))}; the alerts are {known}")
         return value
 
-    @field_validator("alert_level")
+    @field_validator("alert_level", "log_level")
     @classmethod
-    def _check_alert_level(cls, value: str) -> str:
-        level = value.lower()
-        if level not in {"debug", "info", "warning", "error", "critical"}:
-            raise ValueError("must be one of debug, info, warning, error, critical")
-        return level
-
-    @field_validator("log_level")
-    @classmethod
-    def _check_log_level(cls, value: str) -> str:
+    def _check_level(cls, value: str) -> str:
         level = value.lower()
         if level not in {"debug", "info", "warning", "error", "critical"}:
             raise ValueError("must be one of debug, info, warning, error, critical")

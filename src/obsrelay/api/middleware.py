@@ -109,61 +109,12 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
 
-class AccessLog:
-    """Logs one line per HTTP request: method, path, status and milliseconds."""
+class _AfterEachAnswer:
+    """ASGI middleware base: calls `answered(scope, status, seconds)` once per HTTP
+    request, when its handling ends (status 500 if no answer was started)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            access_log.info(
-                "request method=%s path=%s status=%d ms=%.1f client=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                (scope.get("client") or ("-",))[0],
-            )
-
-
-# Why a request was refused, by its answer's status: one place, for the metrics.
-REFUSAL_BY_STATUS = {
-    400: "input",
-    401: "auth",
-    403: "auth",
-    404: "not_found",
-    408: "slow_body",
-    409: "conflict",
-    413: "size",
-    422: "input",
-    429: "rate_limit",
-    503: "unavailable",
-}
-
-
-class HttpMetrics:
-    """ASGI middleware: counts each HTTP request by route template and status, times it,
-    and counts refusals by reason. The route is the template (`/api/v1/sites/{site}`),
-    never the path, so that made-up paths cannot grow the metrics without bound."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -181,10 +132,53 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self._metrics.http_request(
-                scope["method"], route, status, time.perf_counter() - started
-            )
-            reason = REFUSAL_BY_STATUS.get(status)
-            if reason is not None:
-                self._metrics.refusals.labels(reason).inc()
+            self.answered(scope, status, time.perf_counter() - started)
+
+    def answered(self, scope: Scope, status: int, seconds: float) -> None:
+        raise NotImplementedError
+
+
+class AccessLog(_AfterEachAnswer):
+    """Logs one line per HTTP request: method, path, status, milliseconds and client."""
+
+    def answered(self, scope: Scope, status: int, seconds: float) -> None:
+        access_log.info(
+            "request method=%s path=%s status=%d ms=%.1f client=%s",
+            scope["method"],
+            scope["path"],
+            status,
+            seconds * 1000,
+            (scope.get("client") or ("-",))[0],
+        )
+
+
+# Why a request was refused, by its answer's status: one place, for the metrics.
+REFUSAL_BY_STATUS = {
+    400: "input",
+    401: "auth",
+    403: "auth",
+    404: "not_found",
+    408: "slow_body",
+    409: "conflict",
+    413: "size",
+    422: "input",
+    429: "rate_limit",
+    503: "unavailable",
+}
+
+
+class HttpMetrics(_AfterEachAnswer):
+    """ASGI middleware: counts each HTTP request by route template and status, times it,
+    and counts refusals by reason. The route is the template (`/api/v1/sites/{site}`),
+    never the path, so that made-up paths cannot grow the metrics without bound."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        super().__init__(app)
+        self._metrics = metrics
+
+    def answered(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        self._metrics.http_request(scope["method"], route, status, seconds)
+        reason = REFUSAL_BY_STATUS.get(status)
+        if reason is not None:
+            self._metrics.refusals.labels(reason).inc()
