@@ -2,13 +2,14 @@
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from obsrelay import __version__
+from obsrelay import __version__, cli_output
 from obsrelay.cli_remote import (
     DEFAULT_SERVER,
     JsonOption,
@@ -16,6 +17,7 @@ from obsrelay.cli_remote import (
     TokenOption,
     jobs_app,
     logs_app,
+    print_json,
     show_sites,
 )
 from obsrelay.config import (
@@ -73,19 +75,17 @@ ConfigOption = Annotated[
 
 def _settings(config: str | None, **overrides: object) -> Settings:
     for name in unknown_env_names():
-        typer.echo(f"warning: {name} is not an obsrelay setting; it is ignored.", err=True)
+        cli_output.warn(f"{name} is not an obsrelay setting; it is ignored.")
     try:
         settings = load_settings(config, **overrides)
     except ConfigError as error:
-        typer.echo(f"obsrelay: configuration error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise cli_output.fail(f"configuration error: {error}", 2) from None
     older = older_default_data(settings)
     if older is not None:
-        typer.echo(
-            f"warning: {older} holds data of an older obsrelay, which kept it in ./var; "
+        cli_output.warn(
+            f"{older} holds data of an older obsrelay, which kept it in ./var; "
             f"this uses {settings.data_dir}. To keep using {older}, set "
-            f"OBSRELAY_DATA_DIR={older}.",
-            err=True,
+            f"OBSRELAY_DATA_DIR={older}."
         )
     return settings
 
@@ -173,13 +173,17 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOption = None) -> None:
+def db_upgrade(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Create the schema or migrate it to the newest version."""
     settings = _settings(config)
-    _configure_logging(settings.log_level)
+    _configure_logging("warning" if as_json else settings.log_level)
 
     _run(lambda: _upgraded(settings.database_url))
-    typer.echo(f"Database is up to date: {database_shown(settings.database_url)}")
+    shown = database_shown(settings.database_url)
+    if as_json:
+        print_json({"database": shown, "up_to_date": True})
+    else:
+        typer.echo(f"Database is up to date: {shown}")
 
 
 async def _upgraded(database_url: str) -> None:
@@ -204,6 +208,7 @@ def tokens_create(
     role: Annotated[list[str] | None, typer.Option("--role", help="A role; repeatable.")] = None,
     expires: Annotated[str, typer.Option(help="Lifetime: 3600, 12h, 30d ...")] = "30d",
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Issue a user token signed with this server's local key; printed on the last line."""
     from obsrelay.auth.local import LocalSigner
@@ -211,24 +216,36 @@ def tokens_create(
 
     settings = _settings(config)
     if settings.auth_mode != "local":
-        typer.echo(
-            f"warning: OBSRELAY_AUTH_MODE is {settings.auth_mode}; the server will not "
-            "accept local tokens.",
-            err=True,
+        cli_output.warn(
+            f"OBSRELAY_AUTH_MODE is {settings.auth_mode}; the server will not accept local tokens."
         )
     try:
         lifetime = parse_duration(expires)
     except ValueError as error:
-        typer.echo(f"obsrelay: --expires: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise cli_output.fail(f"--expires: {error}", 2) from None
     signer = LocalSigner(Path(settings.data_dir))
+    roles = list(role or [])
+    token = signer.issue(user, name, roles, lifetime)
+    if as_json:
+        print_json(
+            {
+                "token": token,
+                "user": user,
+                "name": name,
+                "roles": roles,
+                "expires_in_seconds": lifetime,
+                "key_file": str(signer.key_path),
+                "key_made_now": signer.made,
+            }
+        )
+        return
     if signer.made:
         # A server already running on another data directory will refuse this token.
         typer.echo(f"Signed with a new key, made now: {signer.key_path}", err=True)
     else:
         typer.echo(f"Signed with the key in {signer.key_path}", err=True)
-    typer.echo(f"Token for {name} ({user}), roles: {', '.join(role or []) or 'none'}:")
-    typer.echo(signer.issue(user, name, list(role or []), lifetime))
+    typer.echo(f"Token for {name} ({user}), roles: {', '.join(roles) or 'none'}:")
+    typer.echo(token)
 
 
 def _site_keys(config: str | None) -> tuple["Database", "SiteKeys"]:
@@ -248,12 +265,10 @@ def _run(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
     try:
         asyncio.run(work())
     except (OSError, DatabaseUnavailable) as error:
-        typer.echo(f"obsrelay: cannot reach the database: {_first_line(error)}", err=True)
-        raise typer.Exit(1) from None
+        raise cli_output.fail(f"cannot reach the database: {_first_line(error)}") from None
     except SQLAlchemyError as error:
         # It answered, and refused: no such database or user, a wrong password.
-        typer.echo(f"obsrelay: cannot use the database: {_first_line(error)}", err=True)
-        raise typer.Exit(1) from None
+        raise cli_output.fail(f"cannot use the database: {_first_line(error)}") from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -270,8 +285,7 @@ def _site_name(site: str) -> str:
     try:
         return validate_site(site, "SITE")
     except InvalidInput as error:
-        typer.echo(f"obsrelay: {error.message}", err=True)
-        raise typer.Exit(2) from None
+        raise cli_output.fail(error.message, 2) from None
 
 
 @sites_app.callback()
@@ -292,6 +306,7 @@ def sites_add(
     site: str,
     key: Annotated[bool, typer.Option("--key", help="Also make a key for it.")] = False,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Register SITE, so that jobs may be submitted to it (with --key, make its key too)."""
     from obsrelay.services.sites import SiteRegistry
@@ -306,6 +321,9 @@ def sites_add(
             new_key = await keys.add(site) if key else None
         finally:
             await db.close()
+        if as_json:
+            print_json({"site": site, "added": added, "key": new_key})
+            return
         typer.echo(f"Added site {site}." if added else f"Site {site} exists already.")
         if new_key:
             typer.echo(f"New key for {site} (only its hash is stored; keep it safe):")
@@ -315,7 +333,7 @@ def sites_add(
 
 
 @sites_app.command("add-key")
-def sites_add_key(site: str, config: ConfigOption = None) -> None:
+def sites_add_key(site: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Make a new key for SITE (registering it); printed once, alone on the last line.
 
     From then on, calls as SITE must carry a key (OBSRELAY_SITE_KEYS=auto)."""
@@ -328,6 +346,9 @@ def sites_add_key(site: str, config: ConfigOption = None) -> None:
             key = await keys.add(site)
         finally:
             await db.close()
+        if as_json:
+            print_json({"site": site, "key": key})
+            return
         typer.echo(f"New key for {site} (only its hash is stored; keep it safe):")
         typer.echo(key)
 
@@ -338,6 +359,7 @@ def sites_add_key(site: str, config: ConfigOption = None) -> None:
 def sites_list(
     site: Annotated[str | None, typer.Argument(help="Only this site.")] = None,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List the sites and their keys (ids only), and whether each key is revoked."""
     from obsrelay.services.sites import SiteRegistry
@@ -351,6 +373,20 @@ def sites_list(
             found = await keys.list(site)
         finally:
             await db.close()
+        if as_json:
+            listed = [
+                {
+                    "site": name,
+                    "keys": [
+                        {"id": key.key_id, "active": not key.revoked_ms}
+                        for key in found
+                        if key.site == name
+                    ],
+                }
+                for name in names
+            ]
+            print_json(listed)
+            return
         if not names:
             typer.echo("No sites.")
         for name in names:
@@ -365,7 +401,9 @@ def sites_list(
 
 
 @sites_app.command("revoke-key")
-def sites_revoke_key(site: str, key_id: str, config: ConfigOption = None) -> None:
+def sites_revoke_key(
+    site: str, key_id: str, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
     """Revoke a key of SITE by its id (see `sites list`); it stops working at once."""
     db, keys = _site_keys(config)
 
@@ -376,9 +414,11 @@ def sites_revoke_key(site: str, key_id: str, config: ConfigOption = None) -> Non
         finally:
             await db.close()
         if not done:
-            typer.echo(f"obsrelay: {site} has no active key {key_id}.", err=True)
-            raise typer.Exit(1)
-        typer.echo(f"Revoked key {key_id} of {site}.")
+            raise cli_output.fail(f"{site} has no active key {key_id}.")
+        if as_json:
+            print_json({"site": site, "key_id": key_id, "revoked": True})
+        else:
+            typer.echo(f"Revoked key {key_id} of {site}.")
 
     _run(revoke)
 
@@ -389,6 +429,7 @@ def alerts_test(
         str | None, typer.Option(help="Another webhook URL than OBSRELAY_ALERT_WEBHOOK_URL.")
     ] = None,
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Send a test alert to the configured webhook, as the server sends its alerts."""
     import socket
@@ -398,17 +439,18 @@ def alerts_test(
     settings = _settings(config)
     target = url or settings.alert_webhook_url
     if not target:
-        typer.echo("obsrelay: no webhook: set OBSRELAY_ALERT_WEBHOOK_URL, or give --url.", err=True)
-        raise typer.Exit(2)
+        raise cli_output.fail("no webhook: set OBSRELAY_ALERT_WEBHOOK_URL, or give --url.", 2)
     alerts = Alerts(target, plain_text=settings.alert_format == "text", retry_seconds=0.5)
     alert = Alert(
         "test", "-", f"obsrelay on {socket.gethostname()}: a test alert; alerts reach you.", {}
     )
     if not asyncio.run(alerts.deliver(alert)):
-        typer.echo("obsrelay: the webhook did not take the test alert (see above).", err=True)
-        raise typer.Exit(1)
-    typer.echo("Sent a test alert.")
+        raise cli_output.fail("the webhook did not take the test alert (see above).")
+    if as_json:
+        print_json({"sent": True})
+    else:
+        typer.echo("Sent a test alert.")
 
 
 def main() -> None:
-    app()
+    sys.exit(cli_output.run(app, sys.argv[1:]))

@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from obsrelay import cli_output
 from obsrelay.client import (
     Conflict,
     Frame,
@@ -102,8 +103,11 @@ def shown(value: object) -> Text:
 
 
 def _fail(error: ObsrelayError) -> typer.Exit:
+    code = 3 if isinstance(error, ServerUnavailable) else 1
+    if cli_output.wants_json():
+        return cli_output.fail(str(error), code)
     err.print(Text.assemble(("obsrelay:", "red"), " ", shown(error)))
-    return typer.Exit(3 if isinstance(error, ServerUnavailable) else 1)
+    return typer.Exit(code)
 
 
 @contextlib.contextmanager
@@ -129,7 +133,7 @@ def parse_params(pairs: list[str] | None, option: str) -> dict[str, Any]:
     return params
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False), flush=True)
 
 
@@ -221,7 +225,7 @@ def jobs_submit(
     with UserClient(server, token) as relay, _errors_as_exit():
         job = relay.submit(site, device, instance, action, required_params, optional_params)
     if as_json:
-        _print_json(_job_json(job))
+        print_json(_job_json(job))
     else:
         out.print(
             Text.assemble("Submitted ", (job.ulid, "bold"), " to ", shown(job.site), ": "),
@@ -243,7 +247,7 @@ def jobs_list(
     with UserClient(server, token) as relay, _errors_as_exit():
         jobs = relay.jobs(site, status=status, limit=limit)
     if as_json:
-        _print_json([_job_json(job) for job in jobs])
+        print_json([_job_json(job) for job in jobs])
     else:
         out.print(_jobs_table(jobs, f"Jobs at {site}, newest first"))
 
@@ -259,7 +263,7 @@ def jobs_show(
     with UserClient(server, token) as relay, _errors_as_exit():
         job = relay.job(ulid)
     if as_json:
-        _print_json(_job_json(job))
+        print_json(_job_json(job))
         return
     out.print(_jobs_table([job], f"Job {job.ulid} at {job.site}"))
     history = Table(title="History", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -299,7 +303,7 @@ def jobs_cancel(
                 f"--device {held.device} --instance {held.instance}",
             ) from None
     if as_json:
-        _print_json(_job_json(job))
+        print_json(_job_json(job))
     else:
         out.print(Text.assemble("Cancelled ", (job.ulid, "bold"), " at ", shown(job.site)))
 
@@ -316,7 +320,7 @@ def jobs_cancel_all(
     with UserClient(server, token) as relay, _errors_as_exit():
         job = relay.cancel_all(site)
     if as_json:
-        _print_json(_job_json(job))
+        print_json(_job_json(job))
     else:
         out.print(
             Text.assemble("Sent cancel_all_commands to ", shown(job.site), ": ", (job.ulid, "bold"))
@@ -337,7 +341,7 @@ def jobs_stop(
     with UserClient(server, token) as relay, _errors_as_exit():
         job = relay.stop(site, device, instance)
     if as_json:
-        _print_json(_job_json(job))
+        print_json(_job_json(job))
     else:
         target = shown(f"{job.site} {job.device}/{job.instance}")
         out.print(Text.assemble("Sent stop to ", target, ": ", (job.ulid, "bold")))
@@ -365,21 +369,18 @@ def jobs_watch(
         if as_json:
             for frame in _frames(relay, site, head):
                 if frame.job:
-                    _print_json(_job_json(frame.job))
+                    print_json(_job_json(frame.job))
             return
 
         def table() -> Table:
             newest = sorted(jobs.values(), key=lambda job: job.ulid, reverse=True)[:limit]
             return _jobs_table(newest, f"Jobs at {site}, live")
 
-        try:
-            with Live(table(), console=out, refresh_per_second=2) as live:
-                for frame in _frames(relay, site, head):
-                    if frame.job:
-                        jobs[frame.job.ulid] = frame.job
-                        live.update(table())
-        except KeyboardInterrupt:
-            pass
+        with Live(table(), console=out, refresh_per_second=2) as live:
+            for frame in _frames(relay, site, head):
+                if frame.job:
+                    jobs[frame.job.ulid] = frame.job
+                    live.update(table())
 
 
 @logs_app.command("send")
@@ -395,7 +396,7 @@ def logs_send(
     with SiteClient(server, site, key, retry_seconds=0) as client, _errors_as_exit():
         message = client.post_message(text, level)
     if as_json:
-        _print_json(asdict(message))
+        print_json(asdict(message))
     else:
         at = _time(message.timestamp, seconds=True)
         out.print(Text.assemble("Sent to ", shown(site), f" at {at}"))
@@ -425,7 +426,7 @@ def logs_tail(
         start = time.time() - parse_duration(since)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--since") from None
-    show = (lambda m: _print_json(asdict(m))) if as_json else _print_message
+    show = (lambda m: print_json(asdict(m))) if as_json else _print_message
     with UserClient(server, token) as relay:
         with _errors_as_exit():
             # The head first: whatever comes after it is followed, nothing falls between.
@@ -436,13 +437,10 @@ def logs_tail(
             show(message)
         if not follow:
             return
-        try:
-            for frame in _frames(relay, site, head):
-                live = frame.message
-                if live is not None and live.ulid not in seen:  # not shown from the list
-                    show(live)
-        except KeyboardInterrupt:
-            pass
+        for frame in _frames(relay, site, head):
+            live = frame.message
+            if live is not None and live.ulid not in seen:  # not shown from the list
+                show(live)
 
 
 def _utc(ms: float, now_ms: float) -> str:
@@ -507,7 +505,7 @@ def show_sites(server: str, token: str | None, as_json: bool) -> None:
     with UserClient(server, token) as relay, _errors_as_exit():
         sites = relay.overview()
     if as_json:
-        _print_json([asdict(site) for site in sites])
+        print_json([asdict(site) for site in sites])
     elif not sites:
         out.print("No sites.")
     else:

@@ -3,10 +3,12 @@ required site keys, the example site agent, and a user on the `obsrelay` CLI."""
 
 import json
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,3 +291,44 @@ def test_the_terminal_shows_values_as_typed_and_piped_lines_whole(network: Netwo
     assert "\\x1b[2J\\x1b[31mthe screen is cleared\\x1b[0m" in tail
     # Under --json the text is the message itself, escaped the JSON way.
     assert escape in [m["message"] for m in network.messages("--since", "5m")]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_ends_a_follower_the_same_with_and_without_json(network: Network, as_json):
+    command = ["logs", "tail", "-f", "--site", SITE, "--since", "1m"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "obsrelay", *command, *(["--json"] if as_json else [])],
+        env=network.user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    marker = f"follower {uuid.uuid4().hex[:8]}"
+    network.cli("logs", "send", "--site", SITE, marker, "--key", network.key)
+    assert process.stdout is not None
+    # Following: the message is printed, from the list or live.
+    for line in process.stdout:
+        if marker in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+
+
+def test_errors_under_json_are_json_on_stderr_with_the_same_exit_codes(network: Network):
+    cases = [
+        (("jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), 1, "There is no job"),  # refused
+        (("jobs", "submit", "-s", SITE), 2, "Missing option"),  # bad usage
+        (("jobs", "list", "-s", SITE, "--server", "http://127.0.0.1:9"), 3, "Cannot reach"),
+        (("sites", "revoke-key", SITE, "no-such-key"), 1, "has no active key"),  # local
+    ]
+    for args, code, words in cases:
+        plain = network.cli(*args, check=False)
+        structured = network.cli(*args, "--json", check=False)
+        assert plain.returncode == structured.returncode == code, (args, structured.stderr)
+        # Every line is JSON (a warning too, as {"warning": ...}); one is the error.
+        said = [json.loads(line) for line in structured.stderr.strip().splitlines()]
+        [error] = [item for item in said if "error" in item]
+        assert error["exit"] == code and words in error["error"], error
+        assert structured.stdout == ""
