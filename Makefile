@@ -5,20 +5,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-server
 
 CHROMIUM ?= /usr/bin/chromium
 NGINX ?= /usr/sbin/nginx
 
 .PHONY: serve test test-fast lint style typecheck pytest screenshots bench clean chromium nginx
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "obsrelay needs Python 3.11 or newer"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-serve: $(STAMP)
+# `make serve`: what serving needs (the [server] extra), no test tools.
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[server]'
+	touch $(SERVE_STAMP)
+
+# `make test` and the other targets: the service and the dev tools.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	touch $(STAMP) $(SERVE_STAMP)
+
+serve: $(SERVE_STAMP)
 	$(BIN)/obsrelay serve
 
 lint: style typecheck

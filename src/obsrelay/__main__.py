@@ -1,5 +1,5 @@
 """Lets `python -m obsrelay` run the command line."""
 
-from obsrelay.cli import main
+from obsrelay.entry import main
 
 main()
