@@ -10,7 +10,7 @@ SERVE_STAMP := $(VENV)/.installed-server
 CHROMIUM ?= /usr/bin/chromium
 NGINX ?= /usr/sbin/nginx
 
-.PHONY: serve test test-fast lint style typecheck pytest screenshots bench clean chromium nginx
+.PHONY: serve test test-fast lint style typecheck pytest lowest screenshots bench clean chromium nginx
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "obsrelay needs Python 3.11 or newer"'
@@ -72,6 +72,23 @@ test: style
 pytest: $(STAMP) chromium nginx
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
+# The declared lower bounds really work: a venv of its own with each direct dependency
+# of the service at the lowest version pyproject.toml allows (their own dependencies
+# resolved as usual), where a smoke test starts the server and sends a job round.
+# .ci/run runs it after the suite.
+LOWEST := .venv-lowest
+$(LOWEST)/.installed: pyproject.toml .ci/lowest_constraints.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[server]'
+	touch $@
+
+lowest: $(LOWEST)/.installed
+	@echo "On the lowest declared versions:" $$(cat $(LOWEST)/constraints.txt)
+	timeout 300 $(LOWEST)/bin/python .ci/smoke.py
+
 # While working: everything but the tests marked slow, without coverage (its floor is
 # for the whole suite). `make test` is what CI runs.
 test-fast: $(STAMP)
@@ -86,4 +103,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.jobs
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
