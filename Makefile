@@ -22,9 +22,9 @@ $(SERVE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[server]'
 	touch $(SERVE_STAMP)
 
-# `make test` and the other targets: the service and the dev tools.
+# `make test` and the other targets: the service, the dev tools and the benchmarks' peer.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,dev,bench]'
 	touch $(STAMP) $(SERVE_STAMP)
 
 serve: $(SERVE_STAMP)

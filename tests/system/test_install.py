@@ -28,5 +28,5 @@ def test_make_serve_installs_what_serving_needs_and_no_test_tools(tmp_path: Path
 def test_make_test_installs_the_service_and_the_test_tools(tmp_path: Path):
     venv = tmp_path / "fresh"
     assert installs("pytest", venv) == [
-        f"{venv}/bin/python -m pip install --quiet -e '.[server,dev]'"
+        f"{venv}/bin/python -m pip install --quiet -e '.[server,dev,bench]'"
     ]
