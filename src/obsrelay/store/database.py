@@ -6,6 +6,10 @@ functions. The same function runs on both backends:
 
 - PostgreSQL: on a pooled asyncpg connection, through `AsyncConnection.run_sync`.
   Concurrency comes from row locks in the queries (`FOR UPDATE`, `SKIP LOCKED`).
+  Each round trip to the server counts (an empty poll is a few of them), so a read
+  runs without BEGIN and ROLLBACK, each statement its own snapshot as on SQLite, and
+  a pooled connection is checked with a ping only when it has lain idle, not before
+  every transaction.
 - SQLite: on one connection in the event loop's own thread. SQLite answers an indexed
   read in microseconds and a write transaction in about 0.2 ms, far less than a hop to
   a worker thread costs, so it is called directly. Writes are group-committed: the
@@ -54,6 +58,10 @@ _MIGRATION_LOCK_KEY = 0x6F627372
 _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_SECONDS = 1.0
 _CLOSE_SECONDS = 2.0
+# A pooled PostgreSQL connection idle longer than this is pinged before use: one the
+# server dropped meanwhile (a restart) is replaced instead of failing a request. One
+# in use within this time was working a moment ago.
+_PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class DatabaseUnavailable(Exception):
@@ -197,10 +205,12 @@ class PostgresDatabase(Database):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Reads run in autocommit: no BEGIN and ROLLBACK around them.
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.outage = Outage()
 
     async def _read(self, fn: Transaction[T]) -> T:
-        async with self.engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return await conn.run_sync(fn)
 
     async def _write(self, fn: Transaction[T]) -> T:
@@ -483,9 +493,29 @@ def open_database(url: str) -> Database:
         async_url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         # A server that does not answer a new connection within 5 s is away: the
         # request gets its 503 then, not after asyncpg's default of a minute.
         connect_args={"timeout": 5},
     )
+    _ping_when_idle(engine.sync_engine)
     return PostgresDatabase(engine)
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Pings a pooled connection at checkout only after it lay idle (SQLAlchemy's
+    pool_pre_ping would ping before every transaction: three round trips, as many as
+    an empty poll's own work). A failed ping makes the pool open a new connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < _PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise sa.exc.DisconnectionError(f"an idle connection was lost: {error}") from error
