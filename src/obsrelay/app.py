@@ -148,7 +148,13 @@ def create_app(settings: Settings) -> FastAPI:
             on_outcome=lambda outcome: metrics.alerts.labels(outcome).inc(),
         )
         jobs = JobService(
-            db, events, expiry_seconds=settings.job_expiry, metrics=metrics, alerts=alerts
+            db,
+            events,
+            expiry_seconds=settings.job_expiry,
+            metrics=metrics,
+            alerts=alerts,
+            # Half the long-poll's re-check, which then still reaches the store.
+            empty_hint_seconds=settings.longpoll_recheck / 2,
         )
         access, closers = build_access(settings, db)
         waiters = JobWaiters(
@@ -199,6 +205,7 @@ def create_app(settings: Settings) -> FastAPI:
         await services.waiters.start()
 
         def on_notice(notice: Notice) -> None:
+            services.jobs.on_notice(notice)  # first: the waiters it wakes claim at once
             services.hub.on_notice(notice)
             services.waiters.on_notice(notice)
 

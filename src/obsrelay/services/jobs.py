@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from obsrelay.bus import Committed, Notice, Resync
 from obsrelay.domain import jobs as rules
 from obsrelay.domain.errors import NotFound
 from obsrelay.domain.ids import MonotonicUlids, ulid_floor
@@ -36,6 +37,7 @@ from obsrelay.domain.lifecycle import (
 )
 from obsrelay.metrics import Metrics
 from obsrelay.services.alerts import Alerts
+from obsrelay.services.empty_queues import EmptyQueues
 from obsrelay.services.stream import TOPIC_JOB, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
@@ -106,7 +108,10 @@ class JobService:
         clock_ms: Callable[[], int] = wall_clock_ms,
         metrics: Metrics | None = None,
         alerts: Alerts | None = None,
+        empty_hint_seconds: float = 0.0,
     ) -> None:
+        """`empty_hint_seconds`: how long a queue found empty answers polls from memory
+        (services/empty_queues.py); 0, the default, always looks at the store."""
         self._db = db
         self._events = events
         self._metrics = metrics or Metrics()
@@ -114,6 +119,14 @@ class JobService:
         self._expiry_ms = int(expiry_seconds * 1000)
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
+        self._empty = EmptyQueues(empty_hint_seconds)
+
+    def on_notice(self, notice: Notice) -> None:
+        """The bus handler: another process's new job (or the bus came back)."""
+        if isinstance(notice, Resync):
+            self._empty.forget_all()
+        elif isinstance(notice, Committed) and notice.new_jobs:
+            self._empty.new_jobs(notice.site)
 
     def _deliverable_floor(self, now_ms: int) -> str:
         """Jobs older than this ULID have expired and are never delivered."""
@@ -155,6 +168,7 @@ class JobService:
             return Submitted(job, cancelled, _job_events(conn, [*cancelled, job], now))
 
         submitted = await self._db.write(store)
+        self._empty.new_jobs(job.site)  # before anyone hears of it, here or elsewhere
         await self._events.announce(submitted.events, new_jobs_at=[job.site])
         self._metrics.jobs_submitted.labels(job.site).inc()
         for queue in Queue:
@@ -198,9 +212,16 @@ class JobService:
                     return taken, False
             return [], queries.has_unread(conn, site, queue, floor)
 
-        # Most polls find nothing: answer those from a read, without a write transaction.
+        # Most polls find nothing: answer those from memory when this queue was just
+        # found empty, else from a read, without a write transaction. A claim that may
+        # be a retry (`claim_id`) always reads: its first attempt may have taken jobs.
+        if claim_id is None and self._empty.is_empty(site, queue):
+            return [], answer([])
+        version = self._empty.version(site)
         taken, unread = await self._db.read(probe)
         if taken or not unread:
+            if not taken:
+                self._empty.found_empty(site, queue, version)
             return taken, answer(taken)
 
         def mark_received(conn: sa.Connection) -> tuple[list[Job], T, list[StreamEvent]]:
