@@ -73,17 +73,10 @@ class EventLog:
         """
         if not items:
             return []
-        first = queries.reserve_seqs(conn, site, len(items))
+        first = queries.append_events(conn, site, topic, items, now_ms)
         events = [
             StreamEvent(site, topic, data, first + offset) for offset, data in enumerate(items)
         ]
-        queries.insert_events(
-            conn,
-            [
-                {"site": site, "seq": e.seq, "topic": topic, "data": e.data_json, "at_ms": now_ms}
-                for e in events
-            ],
-        )
         return events
 
     async def announce(

@@ -1,9 +1,13 @@
 """Queries on the datastream's event log (stream_heads, stream_events).
 
-A site's events are numbered 1, 2, 3, ... by `reserve_seqs`, which takes the numbers
+A site's events are numbered 1, 2, 3, ... by `append_events`, which takes the numbers
 from the site's row in stream_heads. That row stays locked until the transaction
 ends, so a later transaction of the same site gets higher numbers and commits later:
 a reader that has seen number n has seen every number below it.
+
+Every change of a site waits for that lock, so it is taken as late as can be: on
+PostgreSQL the numbers are taken and the events stored in one statement, which is
+the last of its transaction (one round trip and the commit while it is held).
 """
 
 from typing import Any
@@ -14,37 +18,56 @@ from sqlalchemy.dialects import postgresql, sqlite
 from obsrelay.store.schema import stream_events, stream_heads
 
 _INSERT_EVENTS = stream_events.insert()
-
-
-def _reserve_statement(dialect: str) -> sa.UpdateBase:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(stream_heads)
-        .values(site=sa.bindparam("site"), last_seq=sa.bindparam("first_count"))
-        .on_conflict_do_update(
-            index_elements=[stream_heads.c.site],
-            set_={"last_seq": stream_heads.c.last_seq + sa.bindparam("count")},
-        )
-        .returning(stream_heads.c.last_seq)
+# SQLite: the numbers taken, then the events stored. Built once: every job change and
+# message runs it, and building it costs more than running it.
+_RESERVE_ON_SQLITE = (
+    sqlite.insert(stream_heads)
+    .values(site=sa.bindparam("site"), last_seq=sa.bindparam("first_count"))
+    .on_conflict_do_update(
+        index_elements=[stream_heads.c.site],
+        set_={"last_seq": stream_heads.c.last_seq + sa.bindparam("count")},
     )
+    .returning(stream_heads.c.last_seq)
+)
 
 
-# Built once per dialect: every job change and message runs one, and building it
-# costs more than running it.
-_RESERVE = {dialect: _reserve_statement(dialect) for dialect in ("postgresql", "sqlite")}
+# PostgreSQL: the numbers taken and the events stored in one statement (item k of the
+# array, counted from 1, is numbered last - count + k).
+_APPEND_ON_POSTGRESQL = sa.text(
+    """
+    WITH head AS (
+        INSERT INTO stream_heads (site, last_seq) VALUES (:site, :count)
+        ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + :count
+        RETURNING last_seq
+    )
+    INSERT INTO stream_events (site, seq, topic, data, at_ms)
+    SELECT :site, head.last_seq - :count + item.number, :topic, item.data, :at_ms
+    FROM head, unnest(:items) WITH ORDINALITY AS item(data, number)
+    RETURNING seq
+    """
+).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
 
 
-def reserve_seqs(conn: sa.Connection, site: str, count: int) -> int:
-    """Takes the next `count` numbers of `site`'s stream; returns the first of them."""
-    params = {"site": site, "first_count": count, "count": count}
-    last: int = conn.execute(_RESERVE[conn.dialect.name], params).scalar_one()
-    return last - count + 1
-
-
-def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Stores events given as dicts of site, seq, topic, data, at_ms."""
-    if rows:
-        conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], at_ms: int) -> int:
+    """Stores `items` (each event's data as JSON text) as the next events of `site`'s
+    stream, in order; returns the first one's number. Call it last in the transaction:
+    the site's stream is locked from here to the commit."""
+    params = {"site": site, "count": len(items)}
+    if conn.dialect.name == "postgresql":
+        numbers: list[int] = list(
+            conn.execute(
+                _APPEND_ON_POSTGRESQL, {**params, "topic": topic, "items": items, "at_ms": at_ms}
+            ).scalars()
+        )
+        return min(numbers)
+    last: int = conn.execute(_RESERVE_ON_SQLITE, {**params, "first_count": len(items)}).scalar_one()
+    first = last - len(items) + 1
+    rows = [
+        {"site": site, "seq": first + offset, "topic": topic, "data": data, "at_ms": at_ms}
+        for offset, data in enumerate(items)
+    ]
+    conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+    return first
 
 
 def events_after(conn: sa.Connection, site: str, seq: int, limit: int) -> list[sa.Row[Any]]:
