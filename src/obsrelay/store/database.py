@@ -491,8 +491,11 @@ def open_database(url: str) -> Database:
     async_url = sa_url.set(drivername="postgresql+asyncpg")
     engine = create_async_engine(
         async_url,
-        pool_size=10,
-        max_overflow=20,
+        # Kept open: a connection past the pool size is closed when given back, and
+        # opening one (TCP, authentication) costs as much as a dozen requests. Two or
+        # three processes of this size stay well within PostgreSQL's default of 100.
+        pool_size=24,
+        max_overflow=8,
         # A server that does not answer a new connection within 5 s is away: the
         # request gets its 503 then, not after asyncpg's default of a minute.
         connect_args={"timeout": 5},
