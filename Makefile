@@ -39,27 +39,26 @@ style: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The console's browser tests drive Debian's Chromium; install it when it is missing.
-# Where that cannot be done they are skipped, saying so (under CI=true they fail).
-chromium:
-	@test -x $(CHROMIUM) || { \
-	  echo "Installing Debian's chromium for the browser tests"; \
+# A Debian package that some tests need, installed when its program ($(2)) is missing;
+# where that cannot be done those tests are skipped, saying so (under CI=true they fail).
+define debian_package
+@test -x $(2) || { \
+	  echo "Installing Debian's $(1) for $(3)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null 2>&1 && \
-	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
-	  echo "warning: could not install chromium; the browser tests will be skipped"; }
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) >/dev/null 2>&1; } || \
+	  echo "warning: could not install $(1); $(3) will be skipped"; }
+endef
 
-# The reverse-proxy test runs deploy/nginx/obsrelay.conf in Debian's nginx; installed
-# the same way (the package's service is not started: the test runs its own nginx).
+# The console's browser tests drive Debian's Chromium.
+chromium:
+	$(call debian_package,chromium,$(CHROMIUM),the browser tests)
+
+# The reverse-proxy test runs deploy/nginx/obsrelay.conf in Debian's nginx (the
+# package's service is not started: the test runs its own nginx).
 nginx:
-	@test -x $(NGINX) || { \
-	  echo "Installing Debian's nginx for the reverse-proxy test"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -q >/dev/null 2>&1 && \
-	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >/dev/null 2>&1; } || \
-	  echo "warning: could not install nginx; the reverse-proxy test will be skipped"; }
+	$(call debian_package,nginx,$(NGINX),the reverse-proxy test)
 
 # The style check first, as it takes a second; then mypy beside the tests: on a fresh
 # checkout it takes 16 s of one core, which the tests' waits on servers leave free.
