@@ -67,17 +67,15 @@ class EventLog:
     def append(
         conn: sa.Connection, site: str, topic: str, items: list[str], now_ms: int
     ) -> list[StreamEvent]:
-        """Stores events (data as JSON text) inside the caller's write transaction.
+        """Stores events (data as JSON text) inside the caller's write transaction, as its
+        last step: the site's stream stays locked from here to the commit.
 
         Returns them numbered.
         """
         if not items:
             return []
         first = queries.append_events(conn, site, topic, items, now_ms)
-        events = [
-            StreamEvent(site, topic, data, first + offset) for offset, data in enumerate(items)
-        ]
-        return events
+        return [StreamEvent(site, topic, data, first + offset) for offset, data in enumerate(items)]
 
     async def announce(
         self, events: Iterable[StreamEvent], *, new_jobs_at: Iterable[str] = ()
