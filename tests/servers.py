@@ -77,26 +77,6 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def run_obsrelay(
-    *args: str, cwd: Path | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """`python -m obsrelay ...` as a person runs it (see child_environment)."""
-    return subprocess.run(
-        [sys.executable, "-m", "obsrelay", *args],
-        cwd=cwd,
-        env=child_environment(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def last_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The last line a successful command printed (tokens and keys are printed there)."""
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
-
-
 def register_site(database_url: str, *names: str) -> None:
     """Registers sites in a server's database, as `obsrelay sites add` does."""
 

@@ -13,8 +13,9 @@ from obsrelay.config import (
     parse_duration,
     unknown_env_names,
 )
+from tests.commands import run_obsrelay
 from tests.helpers import newjob_body, raw
-from tests.servers import run_obsrelay, start_server
+from tests.servers import start_server
 
 
 def obsrelay(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

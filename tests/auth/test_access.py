@@ -10,10 +10,11 @@ import pytest
 import websockets
 
 from obsrelay.auth.sitekeys import SiteKeys
+from tests.commands import last_line, run_obsrelay
 from tests.fakes import FakeCalendar, http_server
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
-from tests.servers import ServerProcess, last_line, register_site, run_obsrelay, start_server
+from tests.servers import ServerProcess, register_site, start_server
 
 
 def cli(*args: str, database_url: str, data_dir: Path) -> str:

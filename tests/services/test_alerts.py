@@ -20,10 +20,11 @@ from obsrelay.services.sites import SiteRegistry
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database
 from tests.api.test_metrics import scrape, value
+from tests.commands import run_obsrelay
 from tests.fakes import WebhookReceiver
 from tests.helpers import new_job, newjob_body, raw
 from tests.inprocess import InProcessApp
-from tests.servers import register_site, run_obsrelay
+from tests.servers import register_site
 from tests.services.test_presence import DEADLINES, OFFLINE_MS, Clock
 
 

@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import (
-    ServerProcess,
-    child_environment,
-    last_line,
-    run_obsrelay,
-    start_server,
-)
+from tests.commands import last_line, run_obsrelay
+from tests.servers import ServerProcess, child_environment, start_server
 
 pytestmark = pytest.mark.slow  # real processes, the CLI and the example site agent
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 import websockets
 
+from tests.commands import last_line, run_obsrelay
 from tests.helpers import newjob_body, newlog_body, raw, run_unmeasured, ws_url
-from tests.servers import ServerProcess, last_line, register_site, run_obsrelay, start_server
+from tests.servers import ServerProcess, register_site, start_server
 
 # 4. Rate limits that protect without losing a real site's data; 6. trusted proxies.
 

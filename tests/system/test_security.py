@@ -13,9 +13,10 @@ import pytest
 import websockets
 
 from obsrelay.store.database import open_database
+from tests.commands import last_line, run_obsrelay
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
-from tests.servers import last_line, register_site, run_obsrelay, start_server
+from tests.servers import register_site, start_server
 
 SURROGATE = '"\\ud800"'  # a JSON escape Python reads as a lone surrogate
 

@@ -19,14 +19,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from obsrelay.client import SiteClient, UserClient
-from tests.servers import (
-    ServerProcess,
-    free_port,
-    last_line,
-    register_site,
-    run_obsrelay,
-    start_server,
-)
+from tests.commands import last_line, run_obsrelay
+from tests.servers import ServerProcess, free_port, register_site, start_server
 
 pytestmark = pytest.mark.slow  # a browser
 
