@@ -13,13 +13,14 @@ from obsrelay.config import (
     parse_duration,
     unknown_env_names,
 )
-from tests.commands import run_obsrelay
+from tests.commands import obsrelay_command, run_obsrelay
 from tests.helpers import newjob_body, raw
 from tests.servers import start_server
 
 
 def obsrelay(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_obsrelay(*args, cwd=cwd, **env)
+    """A command run from `cwd`, in this process (tests/commands.py)."""
+    return obsrelay_command(*args, cwd=cwd, **env)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +49,8 @@ def test_a_wrong_value_stops_start_up_with_one_line(tmp_path, env, words):
 def test_version(tmp_path):
     from obsrelay import __version__
 
-    result = obsrelay("--version", cwd=tmp_path)
+    # The entry point too: `python -m obsrelay` in a process of its own.
+    result = run_obsrelay("--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == f"obsrelay {__version__}"
 
 

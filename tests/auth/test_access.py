@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from obsrelay.auth.sitekeys import SiteKeys
-from tests.commands import last_line, run_obsrelay
+from tests.commands import last_line, obsrelay_command
 from tests.fakes import FakeCalendar, http_server
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
@@ -20,7 +20,7 @@ from tests.servers import ServerProcess, register_site, start_server
 def cli(*args: str, database_url: str, data_dir: Path) -> str:
     """Runs `obsrelay ...` as an operator would; returns its last line."""
     return last_line(
-        run_obsrelay(*args, OBSRELAY_DATABASE_URL=database_url, OBSRELAY_DATA_DIR=str(data_dir))
+        obsrelay_command(*args, OBSRELAY_DATABASE_URL=database_url, OBSRELAY_DATA_DIR=str(data_dir))
     )
 
 
@@ -176,7 +176,7 @@ def test_site_keys_from_the_cli(tmp_path, site):
         assert _statuses(server, site, ulid, {}) == {401}
 
         key_id = key.split("_")[1]
-        listed = run_obsrelay("sites", "list", OBSRELAY_DATABASE_URL=server.database_url).stdout
+        listed = obsrelay_command("sites", "list", OBSRELAY_DATABASE_URL=server.database_url).stdout
         assert f"{site}\t{key_id}\tactive" in listed and key.split("_")[2] not in listed
         cli(
             "sites",

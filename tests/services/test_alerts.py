@@ -20,7 +20,7 @@ from obsrelay.services.sites import SiteRegistry
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database
 from tests.api.test_metrics import scrape, value
-from tests.commands import run_obsrelay
+from tests.commands import obsrelay_command
 from tests.fakes import WebhookReceiver
 from tests.helpers import new_job, newjob_body, raw
 from tests.inprocess import InProcessApp
@@ -223,15 +223,15 @@ async def test_a_site_offline_is_alerted_after_the_hold_and_a_flap_sends_nothing
 
 
 def test_alerts_test_sends_one_from_the_command_line(receiver: WebhookReceiver, tmp_path: Path):
-    sent = run_obsrelay("alerts", "test", cwd=tmp_path, OBSRELAY_ALERT_WEBHOOK_URL=receiver.url)
+    sent = obsrelay_command("alerts", "test", cwd=tmp_path, OBSRELAY_ALERT_WEBHOOK_URL=receiver.url)
     assert sent.returncode == 0, sent.stderr
     assert "Sent a test alert" in sent.stdout
     assert "a test alert" in receiver.json()["text"]
     assert "secret-token" not in sent.stdout + sent.stderr
-    unset = run_obsrelay("alerts", "test", cwd=tmp_path)
+    unset = obsrelay_command("alerts", "test", cwd=tmp_path)
     assert unset.returncode == 2 and "OBSRELAY_ALERT_WEBHOOK_URL" in unset.stderr
 
 
 def test_an_unknown_alert_is_a_configuration_error(tmp_path: Path):
-    wrong = run_obsrelay("alerts", "test", cwd=tmp_path, OBSRELAY_ALERT_EVENTS="offline,fire")
+    wrong = obsrelay_command("alerts", "test", cwd=tmp_path, OBSRELAY_ALERT_EVENTS="offline,fire")
     assert wrong.returncode == 2 and "unknown alert fire" in wrong.stderr

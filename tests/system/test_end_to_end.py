@@ -1,5 +1,9 @@
 """End to end, as an observatory network runs it: a server with local tokens and
-required site keys, the example site agent, and a user on the `obsrelay` CLI."""
+required site keys, the example site agent, and a user on the `obsrelay` CLI.
+
+The server and the agent are processes. The user's commands run in this process
+(tests/commands.py), except where the process is the point: a follower read line by
+line, Ctrl-C, and output through a real pipe."""
 
 import json
 import queue
@@ -16,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import last_line, run_obsrelay
+from tests.commands import last_line, obsrelay_command, run_obsrelay
 from tests.servers import ServerProcess, child_environment, start_server
 
 pytestmark = pytest.mark.slow  # real processes, the CLI and the example site agent
@@ -34,7 +38,7 @@ class Network:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`obsrelay ...` as the user runs it, with server and credentials in the env."""
-        result = run_obsrelay(*args, OBSRELAY_SERVER=self.server.url, OBSRELAY_TOKEN=self.token)
+        result = obsrelay_command(*args, OBSRELAY_SERVER=self.server.url, OBSRELAY_TOKEN=self.token)
         if check:
             assert result.returncode == 0, result.stderr
         return result
@@ -95,7 +99,7 @@ class Lines:
 
 def _admin(workdir: Path, *args: str) -> str:
     """An operator's command on the server's machine; returns its last line."""
-    return last_line(run_obsrelay(*args, cwd=workdir, OBSRELAY_DATA_DIR=str(workdir / "var")))
+    return last_line(obsrelay_command(*args, cwd=workdir, OBSRELAY_DATA_DIR=str(workdir / "var")))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,7 @@ def test_a_job_from_the_cli_runs_at_the_site(network: Network):
     watch = network.follow("jobs", "watch", "--site", SITE)
     tail = network.follow("logs", "tail", "--site", SITE, "-f")
     try:
-        time.sleep(1)  # both followers connected
+        _until_followers(network, 2)
         job = network.cli_json(
             "jobs", "submit", "-s", SITE, "--device", "camera", "--instance", "camera1",
             "--action", "expose", "-r", "time=20", "-o", "filter=R",
@@ -212,19 +216,19 @@ def test_the_cli_says_what_is_wrong(network: Network):
         "--action", "expose", "-r", "time", check=False,
     )  # fmt: skip
     assert bad_param.returncode == 2 and "key=value" in bad_param.stderr
-    no_token = run_obsrelay(
+    no_token = obsrelay_command(
         "jobs", "submit", "-s", SITE, "--device", "camera", "--instance", "c1",
         "--action", "expose", OBSRELAY_SERVER=network.server.url,
     )  # fmt: skip
     assert no_token.returncode == 1 and "401" in no_token.stderr
     no_key = network.cli("logs", "send", "--site", SITE, "hello", check=False)
     assert no_key.returncode == 1 and "X-Site-Key" in no_key.stderr
-    away = run_obsrelay("jobs", "list", "-s", SITE, OBSRELAY_SERVER="http://127.0.0.1:9")
+    away = obsrelay_command("jobs", "list", "-s", SITE, OBSRELAY_SERVER="http://127.0.0.1:9")
     assert away.returncode == 3 and "Cannot reach" in away.stderr
 
 
 def test_logs_send_with_the_site_key(network: Network):
-    sent = run_obsrelay(
+    sent = obsrelay_command(
         "logs", "send", "--site", SITE, "--level", "error", "Rain sensor tripped", "--json",
         OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key,
     )  # fmt: skip
@@ -234,22 +238,52 @@ def test_logs_send_with_the_site_key(network: Network):
     assert {"message": "Rain sensor tripped", "level": "error"}.items() <= messages[-1].items()
 
 
-def _until_status(network: Network, ulid: str, status: str, timeout: float = 30.0) -> None:
-    """Waits over the API, which `obsrelay jobs show` reads: a CLI process for every poll
-    would cost a second of CPU each and test nothing more."""
+def _until(network: Network, path: str, condition: Any, what: str, timeout: float = 30.0) -> None:
+    """Waits, over the API or /metrics, until `condition(response)` holds: for a state that
+    the test's next command is about, and that the agent or a follower reaches in its own
+    time. A CLI command for every poll would test nothing more."""
     headers = {"Authorization": f"Bearer {network.token}"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = network.server.http.get(f"/api/v1/jobs/{ulid}", headers=headers)
+        response = network.server.http.get(path, headers=headers)
         assert response.status_code == 200, response.text
-        if _primary(response.json()) == status:
+        if condition(response):
             return
-        time.sleep(0.2)
-    raise AssertionError(f"{ulid} never reached {status}")
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not in {timeout} s")
+
+
+def _until_status(network: Network, ulid: str, status: str) -> None:
+    def reached(response: Any) -> bool:
+        return _primary(response.json()) == status
+
+    _until(network, f"/api/v1/jobs/{ulid}", reached, f"{ulid} at {status}")
+
+
+def _until_followers(network: Network, count: int) -> None:
+    """Until `count` followers have their stream sockets open (they miss nothing after)."""
+
+    def connected(response: Any) -> bool:
+        [line] = [line for line in response.text.splitlines()
+                  if line.startswith("obsrelay_stream_sockets ")]  # fmt: skip
+        return float(line.split()[1]) >= count
+
+    _until(network, "/metrics", connected, f"{count} followers connected")
+
+
+def _until_agent_online(network: Network) -> None:
+    """Until the agent has said it is online and polled: it starts in its own time."""
+
+    def online(response: Any) -> bool:
+        site = response.json()
+        return bool(site["online"] and site["last_seen"]["poll_primary"])
+
+    _until(network, f"/api/v1/sites/{SITE}", online, "the agent online")
 
 
 def test_sites_shows_the_agent_online_and_a_silent_site_first(network: Network):
     _admin(network.workdir, "sites", "add", "e2e-silent")
+    _until_agent_online(network)
     sites = network.cli_json("sites")
     assert [site["site"] for site in sites] == ["e2e-silent", SITE]  # offline ones first
     silent, agent = sites
@@ -269,14 +303,18 @@ def test_the_terminal_shows_values_as_typed_and_piped_lines_whole(network: Netwo
         "jobs", "submit", "-s", SITE, "--device", "cam[bold]1[/]", "--instance", "i",
         "--action", "expose", "-o", f"note={long_value}",
     )  # fmt: skip
-    listed = network.cli("jobs", "list", "--site", SITE).stdout
+    # Through a real pipe, from a process of its own.
+    listed = run_obsrelay(
+        "jobs", "list", "--site", SITE,
+        OBSRELAY_SERVER=network.server.url, OBSRELAY_TOKEN=network.token,
+    ).stdout  # fmt: skip
     [row] = [line for line in listed.splitlines() if job["ulid"] in line]
     assert "cam[bold]1[/]/i expose" in row and long_value in row  # one line, not wrapped
     shown = network.cli("jobs", "show", job["ulid"]).stdout
     assert "cam[bold]1[/]" in shown
 
     escape = "\x1b[2J\x1b[31mthe screen is cleared\x1b[0m"
-    sent = run_obsrelay(
+    sent = obsrelay_command(
         "logs", "send", "--site", SITE, escape,
         OBSRELAY_SERVER=network.server.url, OBSRELAY_SITE_KEY=network.key,
     )  # fmt: skip

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.commands import last_line, run_obsrelay
+from tests.commands import last_line, obsrelay_command
 from tests.helpers import newjob_body, newlog_body, raw, run_unmeasured, ws_url
 from tests.servers import ServerProcess, register_site, start_server
 
@@ -122,7 +122,7 @@ def test_a_refused_user_costs_the_reservation_holder_nothing(tmp_path, site):
             register_site(server.database_url, site)
             tokens = {
                 user: last_line(
-                    run_obsrelay(
+                    obsrelay_command(
                         "tokens",
                         "create",
                         "--user",

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from obsrelay.store.database import open_database
-from tests.commands import last_line, run_obsrelay
+from tests.commands import last_line, obsrelay_command
 from tests.helpers import newjob_body, newlog_body, raw, ws_url
 from tests.inprocess import InProcessApp
 from tests.servers import register_site, start_server
@@ -213,7 +213,7 @@ def test_a_site_with_a_key_always_requires_it_by_default(tmp_path, site):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     server = InProcessApp(url, tmp_path)  # OBSRELAY_SITE_KEYS left at its default
     try:
-        key = last_line(run_obsrelay("sites", "add-key", site, OBSRELAY_DATABASE_URL=url))
+        key = last_line(obsrelay_command("sites", "add-key", site, OBSRELAY_DATABASE_URL=url))
         with server.client() as anonymous:
             job = anonymous.post("/jobs/newjob", content=raw(newjob_body(site))).json()
             taken = anonymous.post("/jobs/getnewjobs", content=raw({"site": site}))
@@ -251,7 +251,7 @@ def test_tokens_and_keys_never_reach_the_log(tmp_path, site):
     )
     try:
         token = last_line(
-            run_obsrelay(
+            obsrelay_command(
                 "tokens",
                 "create",
                 "--user",
@@ -262,7 +262,7 @@ def test_tokens_and_keys_never_reach_the_log(tmp_path, site):
             )
         )
         key = last_line(
-            run_obsrelay("sites", "add-key", site, OBSRELAY_DATABASE_URL=server.database_url)
+            obsrelay_command("sites", "add-key", site, OBSRELAY_DATABASE_URL=server.database_url)
         )
         fake_key = "ork_0123456789ab_" + "S" * 43
 
@@ -307,10 +307,12 @@ def test_unknown_and_known_jobs_look_the_same_to_who_may_not_read_them(tmp_path,
     try:
         register_site(server.database_url, site)
         other_key = last_line(
-            run_obsrelay("sites", "add-key", site + "-b", OBSRELAY_DATABASE_URL=server.database_url)
+            obsrelay_command(
+                "sites", "add-key", site + "-b", OBSRELAY_DATABASE_URL=server.database_url
+            )
         )
         admin = ["tokens", "create", "--user", "u", "--name", "U", "--role", "admin"]
-        token = last_line(run_obsrelay(*admin, OBSRELAY_DATA_DIR=str(tmp_path / "var")))
+        token = last_line(obsrelay_command(*admin, OBSRELAY_DATA_DIR=str(tmp_path / "var")))
         job = server.http.post(
             "/jobs/newjob",
             content=raw(newjob_body(site)),

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from obsrelay.client import SiteClient, UserClient
-from tests.commands import last_line, run_obsrelay
+from tests.commands import last_line, obsrelay_command
 from tests.servers import ServerProcess, free_port, register_site, start_server
 
 pytestmark = pytest.mark.slow  # a browser
@@ -291,7 +291,7 @@ def test_sign_in_with_a_token_and_the_site_remembered(
 
 
 def _token(workdir: Path) -> str:
-    created = run_obsrelay(
+    created = obsrelay_command(
         "tokens", "create", "--user", "ada", "--name", "Ada Observer", "--role", "admin",
         cwd=workdir, OBSRELAY_DATA_DIR=str(workdir / "var"),
     )  # fmt: skip
