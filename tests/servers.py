@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from coverage.config import CoverageConfig
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -50,23 +49,12 @@ def child_environment(env: Mapping[str, str], *, measured: bool = True) -> dict[
     """The environment of an obsrelay process a test starts, as a person would start it:
     of the test's own environment no OBSRELAY_* variable is passed on, only those in
     `env`. `measured=False` keeps coverage's tracer out (see UNMEASURED).
-
-    A measured child that is not on PostgreSQL is traced without coverage's greenlet
-    support. Only SQLAlchemy's asyncpg bridge runs obsrelay code in greenlets; the
-    support asks for the current greenlet on every traced line, which makes a server's
-    start-up alone cost a third more.
     """
     inherited = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith("OBSRELAY_") and (measured or name not in UNMEASURED)
     }
-    serialized = inherited.get("COVERAGE_PROCESS_CONFIG")
-    on_postgres = env.get("OBSRELAY_DATABASE_URL", "").startswith("postgresql")
-    if serialized and not on_postgres:
-        config = CoverageConfig.deserialize(serialized)
-        config.concurrency = [name for name in config.concurrency if name != "greenlet"]
-        inherited["COVERAGE_PROCESS_CONFIG"] = config.serialize()
     return {**inherited, **env}
 
 
