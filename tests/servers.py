@@ -23,6 +23,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from obsrelay.services.sites import SiteRegistry
 from obsrelay.store.database import open_database
+from tests.forkserver import ForkedProcess, run_forked
+
+# A server process: forked from one that has imported the server, or a new interpreter.
+Process = ForkedProcess | subprocess.Popen[bytes]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -127,7 +131,7 @@ class ServerProcess:
 
     url: str
     database_url: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log_path: Path
 
     def log(self) -> str:
@@ -161,7 +165,9 @@ def start_server(
     python: str = sys.executable,
     **env: str,
 ) -> ServerProcess:
-    """Starts obsrelay in its own process and waits until /healthz answers.
+    """Starts obsrelay in its own process and waits until /healthz answers. The process
+    is forked from one that has imported the server (tests/forkserver.py), unless
+    `command` or `python` asks for a new interpreter.
 
     With `database_url` None the server uses its default (obsrelay.db in its data
     directory, `workdir`/var unless `OBSRELAY_DATA_DIR` is given);
@@ -180,18 +186,23 @@ def start_server(
         **env,
     }
     environment = child_environment(settings, measured=measured)
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            # "{port}" in a command stands for the free port chosen here.
-            [
-                python,
-                *(arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]),
-            ],
-            cwd=workdir,
-            env=environment,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    process: Process
+    if command is None and python == sys.executable:
+        # As `python -m obsrelay serve` would run, without its second of imports.
+        process = run_forked(["serve"], environment, workdir, log_path)
+    else:
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                # "{port}" in a command stands for the free port chosen here.
+                [
+                    python,
+                    *(arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]),
+                ],
+                cwd=workdir,
+                env=environment,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
     # The server's own default: obsrelay.db in its data directory.
     data_dir = settings["OBSRELAY_DATA_DIR"] or str(
         Path(environment.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "obsrelay"

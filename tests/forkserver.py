@@ -1,0 +1,138 @@
+"""obsrelay processes forked from one that has imported the server already.
+
+A new interpreter spends 1.5 to 2 s of CPU importing what `obsrelay serve` imports,
+most of a test server's start, and the suite starts about sixty. So each test worker
+keeps one fork server (multiprocessing's), which imports those modules once; each
+server is a fork of it that then runs the command line as `python -m obsrelay` does,
+with its own arguments, environment, working directory, output and exit status.
+
+The process is as real as one from a new interpreter: its own memory, sockets, signals
+and exit. What differs is only that its modules were imported before its environment
+was set, which obsrelay allows: it reads its settings when a command runs, not on
+import. Coverage is started in it the way coverage's subprocess patch starts it in a
+new interpreter, from the environment it is given.
+
+This module may touch: os.environ, briefly, while the fork server is started (so that
+coverage does not measure the fork server itself).
+"""
+
+import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.process
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+# What `obsrelay serve` imports before it serves (see obsrelay.cli.serve).
+PRELOAD = [
+    "tests.forkserver",
+    "obsrelay.cli",
+    "obsrelay.app",
+    "obsrelay.api.httpguard",
+    "obsrelay.api.wsframes",
+    "uvicorn",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.lifespan.on",
+    "sqlalchemy.dialects.sqlite.pysqlite",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "alembic.command",
+    "alembic.runtime.migration",
+]
+
+# The variables by which coverage measures a new process (its subprocess patch).
+_COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+_context = multiprocessing.get_context("forkserver")
+_started = threading.Lock()
+
+
+class ForkedProcess:
+    """The parts of subprocess.Popen that the tests use, for a forked process."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+        assert process.pid is not None
+        self.pid: int = process.pid
+        self.args = process.name
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return self._process.exitcode
+
+    def send_signal(self, signal: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, signal)
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+def run_forked(args: list[str], env: Mapping[str, str], cwd: Path, output: Path) -> ForkedProcess:
+    """`python -m obsrelay *args` in a fork: `env` is its whole environment, `cwd` its
+    working directory, and its stdout and stderr go to the file `output`, which it empties first."""
+    _start_fork_server()
+    process = _context.Process(
+        target=_obsrelay_in_fork,
+        args=(args, dict(env), str(cwd), str(output)),
+        name=f"obsrelay {' '.join(args)}",
+        # A server a test failed to stop goes when the test worker does.
+        daemon=True,
+    )
+    process.start()
+    return ForkedProcess(process)
+
+
+def _start_fork_server() -> None:
+    with _started:
+        _context.set_forkserver_preload(PRELOAD)
+        # The fork server is started from this process's environment. Without coverage's
+        # variables in it, coverage measures the servers forked from it (which start
+        # coverage themselves), not the fork server's imports, which this process's own
+        # imports measure already.
+        hidden = {name: os.environ.pop(name) for name in _COVERAGE_VARIABLES if name in os.environ}
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            os.environ.update(hidden)
+
+
+def _obsrelay_in_fork(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
+    """In the forked process: becomes `python -m obsrelay *args`."""
+    log = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.argv = [sys.executable, *args]
+
+    import coverage
+
+    # Started as coverage's .pth file starts it in a new interpreter: only if `env` asks.
+    measuring = coverage.process_startup()
+    try:
+        from obsrelay.entry import main
+
+        main()
+    finally:
+        # A forked process ends in os._exit, which runs no atexit handler.
+        if measuring is not None:
+            measuring.stop()
+            measuring.save()
