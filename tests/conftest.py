@@ -4,6 +4,7 @@ and real obsrelay server processes for what needs one (`server`)."""
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -51,14 +52,40 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = open_database(database_url)
+@asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Database]:
+    database = open_database(url)
     await database.upgrade()
     try:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The session's database of a backend, which the tests share (each on sites of its
+    own)."""
+    async with migrated(database_url) as database:
+        yield database
+
+
+@pytest.fixture
+def own_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A new database of this test alone, on the backend of `database_url`: for a test
+    of a sweep over every site, which what the other tests leave in the shared database
+    would slow down many times over (thousands of jobs from the races)."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'own.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def own_db(own_database_url: str) -> AsyncIterator[Database]:
+    async with migrated(own_database_url) as database:
+        yield database
 
 
 @pytest.fixture
