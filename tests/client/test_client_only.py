@@ -42,10 +42,10 @@ def run_without_the_server_stack(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_client_alone_asks_only_for_httpx_and_websockets():
+def test_the_client_alone_asks_only_for_httpx_sniffio_and_websockets():
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     names = {requirement.split(">")[0].split("[")[0] for requirement in project["dependencies"]}
-    assert names == {"httpx", "websockets"}
+    assert names == {"httpx", "sniffio", "websockets"}
     assert project["optional-dependencies"]["server"]
 
 
