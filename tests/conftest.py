@@ -14,6 +14,7 @@ from obsrelay.bus import MemoryBus
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
 from obsrelay.store.database import Database, open_database
+from tests import servers
 from tests.inprocess import InProcessApp
 from tests.servers import (
     ServerProcess,
@@ -24,6 +25,11 @@ from tests.servers import (
 )
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A server spared a new interpreter's 1.5 to 2 s of imports (tests/forkserver.py).
+    servers.fork_servers = True
 
 
 @pytest.fixture(scope="session", autouse=True)

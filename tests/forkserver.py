@@ -26,8 +26,10 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-# What `obsrelay serve` imports before it serves (see obsrelay.cli.serve).
+# What `obsrelay serve` imports before it serves (see obsrelay.cli.serve). "__main__":
+# a main script (`pytest` run without workers) is run once here, not in every fork.
 PRELOAD = [
+    "__main__",
     "tests.forkserver",
     "obsrelay.cli",
     "obsrelay.app",
@@ -85,7 +87,8 @@ class ForkedProcess:
 
 def run_forked(args: list[str], env: Mapping[str, str], cwd: Path, output: Path) -> ForkedProcess:
     """`python -m obsrelay *args` in a fork: `env` is its whole environment, `cwd` its
-    working directory, and its stdout and stderr go to the file `output`, which it empties first."""
+    working directory, and its stdout and stderr go to the file `output`."""
+    output.write_bytes(b"")  # there, even if the fork fails before it writes
     _start_fork_server()
     process = _context.Process(
         target=_obsrelay_in_fork,
@@ -114,7 +117,7 @@ def _start_fork_server() -> None:
 
 def _obsrelay_in_fork(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
     """In the forked process: becomes `python -m obsrelay *args`."""
-    log = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    log = os.open(output, os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)

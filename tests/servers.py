@@ -28,6 +28,12 @@ from tests.forkserver import ForkedProcess, run_forked
 # A server process: forked from one that has imported the server, or a new interpreter.
 Process = ForkedProcess | subprocess.Popen[bytes]
 
+# Whether start_server forks its servers from a process that has imported the server
+# already (tests/forkserver.py) rather than starting a new interpreter for each. The
+# test suite turns it on (tests/conftest.py). A benchmark keeps new interpreters: the
+# servers it compares, another checkout's among them, start as they do in production.
+fork_servers = False
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # What every test server and in-process app runs with, unless a test sets its own: the
@@ -165,9 +171,9 @@ def start_server(
     python: str = sys.executable,
     **env: str,
 ) -> ServerProcess:
-    """Starts obsrelay in its own process and waits until /healthz answers. The process
-    is forked from one that has imported the server (tests/forkserver.py), unless
-    `command` or `python` asks for a new interpreter.
+    """Starts obsrelay in its own process and waits until /healthz answers. In the test
+    suite the process is forked from one that has imported the server (fork_servers),
+    unless `command` or `python` asks for a new interpreter.
 
     With `database_url` None the server uses its default (obsrelay.db in its data
     directory, `workdir`/var unless `OBSRELAY_DATA_DIR` is given);
@@ -187,7 +193,7 @@ def start_server(
     }
     environment = child_environment(settings, measured=measured)
     process: Process
-    if command is None and python == sys.executable:
+    if fork_servers and command is None and python == sys.executable:
         # As `python -m obsrelay serve` would run, without its second of imports.
         process = run_forked(["serve"], environment, workdir, log_path)
     else:
