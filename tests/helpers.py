@@ -1,12 +1,16 @@
 """Small builders shared by the tests."""
 
+import asyncio
 import json
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from obsrelay.domain.jobs import Identity, NewJob
+from obsrelay.store.database import open_database
 
 T = TypeVar("T")
 
@@ -112,3 +116,19 @@ def run_unmeasured(work: Callable[[], T]) -> T:
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+class StoreReader:
+    """Reads a server's database between a synchronous test's requests: a connection of
+    its own (not a mock), kept open from one read to the next."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db = open_database(url)
+
+    def read(self, query: Callable[[sa.Connection], T]) -> T:
+        return self.loop.run_until_complete(self.db.read(query))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.db.close())
+        self.loop.close()

@@ -8,7 +8,6 @@ changes when the answer is a 4xx. The generators run out of coverage's reach
   huge numbers, NaN, deep nesting, every key with any type.
 """
 
-import asyncio
 import contextlib
 import json
 import time
@@ -22,9 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs, messages, site_keys, sites, stream_events
-from tests.helpers import run_unmeasured
+from tests.helpers import StoreReader, run_unmeasured
 from tests.inprocess import InProcessApp
 
 # The fuzzers are bounded by their number of examples (a few hundred each, per backend);
@@ -56,37 +54,22 @@ def _snapshot(conn: sa.Connection) -> tuple[Any, ...]:
     return tuple(conn.execute(_SNAPSHOT).one())
 
 
-class Store:
-    """Reads the server's database between requests (a second connection, not a mock)."""
-
-    def __init__(self, url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.db = open_database(url)
-
-    def snapshot(self) -> tuple[Any, ...]:
-        return self.loop.run_until_complete(self.db.read(_snapshot))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.db.close())
-        self.loop.close()
-
-
 @pytest.fixture
-def store(app: InProcessApp) -> Iterator[Store]:
-    reader = Store(app.database_url)
+def store(app: InProcessApp) -> Iterator[StoreReader]:
+    reader = StoreReader(app.database_url)
     try:
         yield reader
     finally:
         reader.close()
 
 
-def check(store: Store, send: Any) -> httpx.Response:
+def check(store: StoreReader, send: Any) -> httpx.Response:
     """Sends a request; asserts no 5xx, and no change in the store on a 4xx."""
-    before = store.snapshot()
+    before = store.read(_snapshot)
     response: httpx.Response = send()
     assert response.status_code < 500, (response.request.url, response.text[:300])
     if 400 <= response.status_code < 500:
-        assert store.snapshot() == before, (response.request.url, response.text[:300])
+        assert store.read(_snapshot) == before, (response.request.url, response.text[:300])
     return response
 
 
@@ -107,7 +90,7 @@ class Deadline:
         return time.monotonic() > self.end
 
 
-def test_schemathesis_against_the_openapi(app: InProcessApp, store: Store, site: str):
+def test_schemathesis_against_the_openapi(app: InProcessApp, store: StoreReader, site: str):
     import schemathesis
     from schemathesis.core import NotSet
     from schemathesis.generation import GenerationMode
@@ -214,7 +197,9 @@ def _raw_extras() -> st.SearchStrategy[bytes]:
     return deep | huge | st.binary(max_size=64)
 
 
-def test_generated_bodies_for_the_compatible_endpoints(app: InProcessApp, store: Store, site: str):
+def test_generated_bodies_for_the_compatible_endpoints(
+    app: InProcessApp, store: StoreReader, site: str
+):
     deadline = Deadline(BUDGET_SECONDS)
     client = app.client(timeout=10)
     tried = 0
