@@ -75,13 +75,20 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# The databases register_site has migrated in this process: migrating again, for every
+# test's site, would cost more than the registration (alembic reads each migration).
+_migrated: set[str] = set()
+
+
 def register_site(database_url: str, *names: str) -> None:
     """Registers sites in a server's database, as `obsrelay sites add` does."""
 
     async def register() -> None:
         db = open_database(database_url)
         try:
-            await db.upgrade()
+            if database_url not in _migrated:
+                await db.upgrade()
+                _migrated.add(database_url)
             registry = SiteRegistry(db)
             for name in names:
                 await registry.register(name, "operator")
