@@ -1,6 +1,5 @@
 """Bad input on every endpoint: a 4xx with a sentence, and the database unchanged."""
 
-import asyncio
 import json
 from collections.abc import Iterator
 
@@ -8,9 +7,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs
-from tests.helpers import newjob_body, raw
+from tests.helpers import StoreReader, newjob_body, raw
 from tests.inprocess import InProcessApp
 
 ULID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
@@ -25,20 +23,21 @@ def _snapshot(conn: sa.Connection) -> tuple[int, int, list[tuple[str, str, str]]
     return n_jobs, n_history, sorted((row[0], row[1], row[2]) for row in states)
 
 
-async def _counts(url: str) -> tuple[int, int, list[tuple[str, str, str]]]:
-    db = open_database(url)
+@pytest.fixture(scope="module")
+def store(app: InProcessApp) -> Iterator[StoreReader]:
+    reader = StoreReader(app.database_url)
     try:
-        return await db.read(_snapshot)
+        yield reader
     finally:
-        await db.close()
+        reader.close()
 
 
 @pytest.fixture
-def unchanged(app: InProcessApp) -> Iterator[None]:
+def unchanged(store: StoreReader) -> Iterator[None]:
     """Asserts that the test leaves every stored job and history row as it was."""
-    before = asyncio.run(_counts(app.database_url))
+    before = store.read(_snapshot)
     yield
-    assert asyncio.run(_counts(app.database_url)) == before, "a refused request changed data"
+    assert store.read(_snapshot) == before, "a refused request changed data"
 
 
 def _sentence(response: httpx.Response) -> str:
@@ -202,16 +201,16 @@ def test_status_updates_bad_input(http, unchanged, path, body, status, words):
         ("<script>", "may hold only"),
     ],
 )
-def test_updatejobstatus_bad_status_leaves_job_alone(http, app, site, status, words):
+def test_updatejobstatus_bad_status_leaves_job_alone(http, store, site, status, words):
     job = http.post("/jobs/newjob", content=raw(newjob_body(site))).json()
     with_status = {"site": site, "ulid": job["ulid"]}
     if status is not None:
         with_status["newStatus"] = status
-    before = asyncio.run(_counts(app.database_url))
+    before = store.read(_snapshot)
     response = http.post("/jobs/updatejobstatus", content=raw(with_status))
     assert response.status_code == 400
     assert words.lower() in _sentence(response).lower()
-    assert asyncio.run(_counts(app.database_url)) == before
+    assert store.read(_snapshot) == before
 
 
 @pytest.mark.parametrize(
