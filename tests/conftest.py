@@ -115,7 +115,10 @@ def site(request: pytest.FixtureRequest) -> str:
     for fixture in SERVER_FIXTURES:
         if fixture in request.fixturenames:
             server: ServerProcess | InProcessApp = request.getfixturevalue(fixture)
-            register_site(server.database_url, name)
+            if isinstance(server, InProcessApp):
+                server.register_sites(name)
+            else:
+                register_site(server.database_url, name)
     return name
 
 
