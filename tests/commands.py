@@ -67,8 +67,8 @@ def obsrelay_command(
             outcome["error"] = error
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    with _ONE_AT_A_TIME, _the_commands_process(cwd, env), _piped(stdout, stderr):
-        thread = threading.Thread(target=command, name="obsrelay-command", daemon=True)
+    thread = threading.Thread(target=command, name="obsrelay-command", daemon=True)
+    with _ONE_AT_A_TIME, _the_commands_process(cwd, env), _piped(thread, stdout, stderr):
         thread.start()
         thread.join(60)
     if thread.is_alive():
@@ -112,15 +112,40 @@ def _the_commands_process(cwd: Path | None, env: dict[str, str]) -> Iterator[Non
             logger.propagate = propagate
 
 
+class _CommandsStream:
+    """sys.stdout or sys.stderr while a command runs: its buffer for what the command's
+    thread writes, the stream it replaces for every other thread. A server or a fake in
+    this process may print meanwhile (socketserver prints a client that hung up), and
+    that is not the command's output."""
+
+    def __init__(self, command: threading.Thread, buffer: io.StringIO, others: Any) -> None:
+        self._command = command
+        self._buffer = buffer
+        self._others = others
+
+    def _target(self) -> Any:
+        return self._buffer if threading.current_thread() is self._command else self._others
+
+    def write(self, text: str) -> int:
+        written: int = self._target().write(text)
+        return written
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding...
+        return getattr(self._target(), name)
+
+
 @contextmanager
-def _piped(stdout: io.StringIO, stderr: io.StringIO) -> Iterator[None]:
-    """sys.stdout and sys.stderr into these buffers, and the command line's rich consoles,
-    which hold the streams there were at import, made again on them: as a pipe, they are
-    not wrapped."""
+def _piped(command: threading.Thread, stdout: io.StringIO, stderr: io.StringIO) -> Iterator[None]:
+    """What `command` writes on sys.stdout and sys.stderr into these buffers, and the
+    command line's rich consoles, which hold the streams there were at import, made again
+    on them: as a pipe, they are not wrapped."""
     from obsrelay import cli_remote
 
     consoles = cli_remote.out, cli_remote.err
-    with redirect_stdout(stdout), redirect_stderr(stderr):
+    with (
+        redirect_stdout(_CommandsStream(command, stdout, sys.stdout)),
+        redirect_stderr(_CommandsStream(command, stderr, sys.stderr)),
+    ):
         cli_remote.out, cli_remote.err = cli_remote._console(stdout), cli_remote._console(stderr)
         try:
             yield

@@ -1,6 +1,8 @@
 """Configuration and the command line, run as an operator would run them."""
 
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,28 @@ def test_version(tmp_path):
     # The entry point too: `python -m obsrelay` in a process of its own.
     result = run_obsrelay("--version", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == f"obsrelay {__version__}"
+
+
+def test_a_command_in_this_process_has_its_own_output_alone(tmp_path):
+    """What another thread prints while a command runs in this process (a fake server's
+    complaint about a client that hung up) is not the command's output."""
+    stop = threading.Event()
+
+    def chatter() -> None:
+        while not stop.wait(0.0005):
+            print("not the command's", file=sys.stderr)
+
+    other = threading.Thread(target=chatter)
+    other.start()
+    try:
+        results = [obsrelay("db", "upgrade", "--bogus", cwd=tmp_path) for _ in range(5)]
+    finally:
+        stop.set()
+        other.join()
+    for result in results:
+        assert result.returncode == 2
+        assert "--bogus" in result.stderr
+        assert "not the command's" not in result.stderr + result.stdout
 
 
 def test_unknown_names_are_a_warning(tmp_path):
