@@ -165,28 +165,30 @@ def redis_url() -> str:
 
 
 # The modules that take longest, longest first, as `pytest --durations=0` summed them
-# per file (2026-11-23). `make test` hands whole modules to its workers in collection
-# order (--dist loadfile --no-loadscope-reorder); starting the long ones first keeps one
-# from starting last while the other workers idle. Only the order depends on this list.
+# per file (2026-11-23, after server processes were forked). `make test` hands whole
+# modules to its workers in collection order (--dist loadfile --no-loadscope-reorder);
+# starting the long ones first keeps one from starting last while the other workers
+# idle. Only the order depends on this list.
 LONGEST_MODULES = (
-    "tests/system/test_pollers_race.py",
     "tests/api/test_longpoll.py",
+    "tests/system/test_pollers_race.py",
+    "tests/api/compat/test_datastream.py",
     "tests/web/test_console.py",
     "tests/api/test_fuzz.py",
-    "tests/api/compat/test_datastream.py",
-    "tests/system/test_security.py",
     "tests/client/test_client.py",
-    "tests/system/test_end_to_end.py",
-    "tests/services/test_jobs.py",
-    "tests/system/test_limits.py",
-    "tests/auth/test_access.py",
     "tests/services/test_alerts.py",
+    "tests/system/test_limits.py",
+    "tests/system/test_security.py",
+    "tests/system/test_end_to_end.py",
     "tests/system/test_presence.py",
-    "tests/auth/test_tokens.py",
     "tests/services/test_state_machine.py",
-    "tests/services/test_retention.py",
+    "tests/auth/test_access.py",
     "tests/api/test_bad_input.py",
-    "tests/test_config_and_cli.py",
+    "tests/services/test_retention.py",
+    "tests/auth/test_tokens.py",
+    "tests/services/test_jobs.py",
+    "tests/bus/test_redis_and_processes.py",
+    "tests/web/test_api_docs.py",
 )
 
 
