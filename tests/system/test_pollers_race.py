@@ -7,7 +7,9 @@ own, and they and the clients run without coverage's tracer (see `run_unmeasured
 """
 
 import asyncio
+import contextlib
 import json
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,18 +67,25 @@ def test_twenty_pollers_over_two_servers(two_servers, site):
 
     async def race() -> None:
         nonlocal producing
-        # Idle connections are let go before the server's keep-alive closes them (5 s), so
-        # that no request is sent on a connection the server is closing at that moment.
-        limits = httpx.Limits(max_connections=40, keepalive_expiry=2)
-        async with (
-            httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as first,
-            httpx.AsyncClient(base_url=second_server.url, timeout=30, limits=limits) as second,
-        ):
+        # A client, with one connection, for each poller and producer: each keeps its own
+        # connection busy, as a site does, and a request does not scan the others' (a
+        # shared pool checks each of its connections on every request). Idle connections
+        # are let go before the server's keep-alive closes them (5 s), so that no request
+        # is sent on a connection the server is closing at that moment.
+        limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
+        no_tls = ssl.create_default_context()  # plain HTTP: one context for all, unused
+        async with contextlib.AsyncExitStack() as clients:
+
+            async def client(url: str) -> httpx.AsyncClient:
+                made = httpx.AsyncClient(base_url=url, timeout=30, limits=limits, verify=no_tls)
+                return await clients.enter_async_context(made)
+
             pollers = [
-                asyncio.create_task(poll(first if i % 2 else second)) for i in range(POLLERS)
+                asyncio.create_task(poll(await client(second_server.url if i % 2 else server.url)))
+                for i in range(POLLERS)
             ]
             shares = [range(i, TOTAL_JOBS, 4) for i in range(4)]
-            await asyncio.gather(*(produce(first, share) for share in shares))
+            await asyncio.gather(*[produce(await client(server.url), share) for share in shares])
             producing = False
             await asyncio.gather(*pollers)
 
