@@ -3,8 +3,9 @@
 A new interpreter spends 1.5 to 2 s of CPU importing what `obsrelay serve` imports,
 most of a test server's start, and the suite starts about sixty. So each test worker
 keeps one fork server (multiprocessing's), which imports those modules once; each
-server is a fork of it that then runs the command line as `python -m obsrelay` does,
-with its own arguments, environment, working directory, output and exit status.
+server is a fork of it that then runs `python -m obsrelay serve` (or `python -m
+uvicorn ...`) as the interpreter would, with its own arguments, environment, working
+directory, output and exit status.
 
 The process is as real as one from a new interpreter: its own memory, sockets, signals
 and exit. What differs is only that its modules were imported before its environment
@@ -20,6 +21,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.process
 import os
+import runpy
 import subprocess
 import sys
 import threading
@@ -36,6 +38,7 @@ PRELOAD = [
     "obsrelay.api.httpguard",
     "obsrelay.api.wsframes",
     "uvicorn",
+    "uvicorn.main",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
     "uvicorn.lifespan.on",
@@ -85,15 +88,17 @@ class ForkedProcess:
         self._process.kill()
 
 
-def run_forked(args: list[str], env: Mapping[str, str], cwd: Path, output: Path) -> ForkedProcess:
-    """`python -m obsrelay *args` in a fork: `env` is its whole environment, `cwd` its
+def run_forked(
+    module: str, args: list[str], env: Mapping[str, str], cwd: Path, output: Path
+) -> ForkedProcess:
+    """`python -m module *args` in a fork: `env` is its whole environment, `cwd` its
     working directory, and its stdout and stderr go to the file `output`."""
     output.write_bytes(b"")  # there, even if the fork fails before it writes
     _start_fork_server()
     process = _context.Process(
-        target=_obsrelay_in_fork,
-        args=(args, dict(env), str(cwd), str(output)),
-        name=f"obsrelay {' '.join(args)}",
+        target=_module_in_fork,
+        args=(module, args, dict(env), str(cwd), str(output)),
+        name=f"python -m {module} {' '.join(args)}",
         # A server a test failed to stop goes when the test worker does.
         daemon=True,
     )
@@ -115,8 +120,10 @@ def _start_fork_server() -> None:
             os.environ.update(hidden)
 
 
-def _obsrelay_in_fork(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
-    """In the forked process: becomes `python -m obsrelay *args`."""
+def _module_in_fork(
+    module: str, args: list[str], env: dict[str, str], cwd: str, output: str
+) -> None:
+    """In the forked process: becomes `python -m module *args`."""
     log = os.open(output, os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -124,16 +131,14 @@ def _obsrelay_in_fork(args: list[str], env: dict[str, str], cwd: str, output: st
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    sys.argv = [sys.executable, *args]
+    sys.argv = [sys.executable, *args]  # run_module puts the module's path first
 
     import coverage
 
     # Started as coverage's .pth file starts it in a new interpreter: only if `env` asks.
     measuring = coverage.process_startup()
     try:
-        from obsrelay.entry import main
-
-        main()
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         # A forked process ends in os._exit, which runs no atexit handler.
         if measuring is not None:

@@ -180,7 +180,8 @@ def start_server(
 ) -> ServerProcess:
     """Starts obsrelay in its own process and waits until /healthz answers. In the test
     suite the process is forked from one that has imported the server (fork_servers),
-    unless `command` or `python` asks for a new interpreter.
+    unless `python` asks for another interpreter. `command`: the arguments to Python
+    (`-m obsrelay serve` unless given).
 
     With `database_url` None the server uses its default (obsrelay.db in its data
     directory, `workdir`/var unless `OBSRELAY_DATA_DIR` is given);
@@ -199,18 +200,16 @@ def start_server(
         **env,
     }
     environment = child_environment(settings, measured=measured)
+    # "{port}" in a command stands for the free port chosen here.
+    argv = [arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]]
     process: Process
-    if fork_servers and command is None and python == sys.executable:
-        # As `python -m obsrelay serve` would run, without its second of imports.
-        process = run_forked(["serve"], environment, workdir, log_path)
+    if fork_servers and python == sys.executable and argv[0] == "-m":
+        # As `python -m ...` would run, without its second of imports.
+        process = run_forked(argv[1], argv[2:], environment, workdir, log_path)
     else:
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
-                # "{port}" in a command stands for the free port chosen here.
-                [
-                    python,
-                    *(arg.format(port=port) for arg in command or ["-m", "obsrelay", "serve"]),
-                ],
+                [python, *argv],
                 cwd=workdir,
                 env=environment,
                 stdout=log_file,
