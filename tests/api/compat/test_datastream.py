@@ -201,13 +201,15 @@ async def test_resume_while_events_keep_arriving(server: ServerProcess, site: st
 
 
 def test_a_client_that_never_reads_is_closed_and_delays_no_one(
-    tmp_path, database_url: str, site: str
+    tmp_path, sqlite_url: str, site: str
 ):
     """The server is measured; the clients, which move 9 MB, run out of coverage's reach
-    (see `run_unmeasured`)."""
+    (see `run_unmeasured`). On SQLite alone: what is tested, the socket writes and the
+    slow-client policy, comes after the store, and the other tests of this module run the
+    stream on both backends."""
     from tests.servers import start_server
 
-    server = start_server(database_url, tmp_path, OBSRELAY_STREAM_BUFFER_BYTES="200000")
+    server = start_server(sqlite_url, tmp_path, OBSRELAY_STREAM_BUFFER_BYTES="200000")
 
     async def clients() -> None:
         # A raw client that completes the handshake, then never reads a byte.
@@ -269,8 +271,9 @@ def test_a_client_that_never_reads_is_closed_and_delays_no_one(
         server.stop()
 
 
-async def test_under_another_asgi_server_and_another_path(database_url: str, tmp_path, site):
-    """Plain uvicorn (no frame writer extension) and OBSRELAY_DATASTREAM_PATH=/dev."""
+async def test_under_another_asgi_server_and_another_path(sqlite_url: str, tmp_path, site):
+    """Plain uvicorn (no frame writer extension) and OBSRELAY_DATASTREAM_PATH=/dev. On
+    SQLite alone: the server and the path are what is tested, not the store."""
     from tests.servers import start_server
 
     command = [
@@ -283,7 +286,7 @@ async def test_under_another_asgi_server_and_another_path(database_url: str, tmp
         "--ws",
         "websockets-sansio",
     ]
-    server = start_server(database_url, tmp_path, command, OBSRELAY_DATASTREAM_PATH="/dev")
+    server = start_server(sqlite_url, tmp_path, command, OBSRELAY_DATASTREAM_PATH="/dev")
     try:
         async with httpx.AsyncClient(base_url=server.url) as client:
             ws = await websockets.connect(ws_url(server.url, f"site={site}", path="/dev"))
