@@ -36,8 +36,9 @@ style: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# At the lowest priority: beside the tests (make test) it takes only the CPU they leave.
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	nice -n 19 $(BIN)/mypy
 
 # A Debian package that some tests need, installed when its program ($(2)) is missing;
 # where that cannot be done those tests are skipped, saying so (under CI=true they fail).
@@ -61,7 +62,9 @@ nginx:
 	$(call debian_package,nginx,$(NGINX),the reverse-proxy test)
 
 # The style check first, as it takes a second; then mypy beside the tests: on a fresh
-# checkout it takes 16 s of one core, which the tests' waits on servers leave free.
+# checkout it takes 24 s of one core, at the lowest priority (see typecheck), so that it
+# runs in what the tests leave free (their waits on servers, coverage's report) instead
+# of slowing their start, when the three workers want both cores.
 test: style
 	@$(MAKE) --no-print-directory -j2 typecheck pytest
 
