@@ -64,10 +64,6 @@ class ForkedProcess:
         self.pid: int = process.pid
         self.args = process.name
 
-    @property
-    def returncode(self) -> int | None:
-        return self._process.exitcode
-
     def poll(self) -> int | None:
         return self._process.exitcode
 
@@ -76,10 +72,6 @@ class ForkedProcess:
         if self._process.exitcode is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return self._process.exitcode
-
-    def send_signal(self, signal: int) -> None:
-        if self._process.exitcode is None:
-            os.kill(self.pid, signal)
 
     def terminate(self) -> None:
         self._process.terminate()
