@@ -1,4 +1,5 @@
-"""Small builders shared by the tests."""
+"""Small builders shared by the tests, a way to run a load out of coverage's reach,
+and a reader of a server's database."""
 
 import asyncio
 import json
