@@ -6,6 +6,7 @@ has its own status, and changes it as the table in `lifecycle` allows.
 Pure: no I/O, no clock; callers pass the time in.
 """
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -120,6 +121,12 @@ class Job:
 
     def state(self, queue: Queue) -> QueueState:
         return self.primary if queue is Queue.PRIMARY else self.alternate
+
+    def with_state(self, queue: Queue, state: QueueState) -> "Job":
+        """This job with `queue` in `state`."""
+        if queue is Queue.PRIMARY:
+            return dataclasses.replace(self, primary=state)
+        return dataclasses.replace(self, alternate=state)
 
     def to_data(self) -> dict[str, Any]:
         """The job as plain data: obsrelay's own shape, which the native API serves, the

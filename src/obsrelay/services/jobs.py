@@ -41,6 +41,7 @@ from obsrelay.services.empty_queues import EmptyQueues
 from obsrelay.services.stream import TOPIC_JOB, EventLog, StreamEvent, encode
 from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database
+from obsrelay.store.job_writes import JobWrites
 
 T = TypeVar("T")
 log = logging.getLogger("obsrelay.jobs")
@@ -120,6 +121,7 @@ class JobService:
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
         self._empty = EmptyQueues(empty_hint_seconds)
+        self._writes = JobWrites(db, TOPIC_JOB)
 
     def on_notice(self, notice: Notice) -> None:
         """The bus handler: another process's new job (or the bus came back)."""
@@ -150,14 +152,8 @@ class JobService:
             alternate=unread,
         )
 
-        data = encode(job.to_data())
-
-        def store(conn: sa.Connection) -> Submitted:
-            # The job's first history entries (UNREAD on both queues) are its own row.
+        def cancel_all(conn: sa.Connection) -> Submitted:
             queries.insert_job(conn, job)
-            if not new.is_cancel_all:
-                events = EventLog.append(conn, job.site, TOPIC_JOB, [data], now)
-                return Submitted(job, events=events)
             cancelled = queries.cancel_open_before(
                 conn,
                 new.site,
@@ -167,7 +163,13 @@ class JobService:
             )
             return Submitted(job, cancelled, _job_events(conn, [*cancelled, job], now))
 
-        submitted = await self._db.write(store)
+        # The job's first history entries (UNREAD on both queues) are its own row.
+        if new.is_cancel_all:
+            submitted = await self._db.write(cancel_all)
+        else:
+            data = encode(job.to_data())
+            seq = await self._writes.insert(job, data)
+            submitted = Submitted(job, events=[StreamEvent(job.site, TOPIC_JOB, data, seq)])
         self._empty.new_jobs(job.site)  # before anyone hears of it, here or elsewhere
         await self._events.announce(submitted.events, new_jobs_at=[job.site])
         self._metrics.jobs_submitted.labels(job.site).inc()
@@ -266,17 +268,23 @@ class JobService:
         """
         new_status = rules.normalize_status(status)
         now = self._clock_ms()
-
-        def update(conn: sa.Connection) -> tuple[Job, list[StreamEvent]]:
-            job = _get_at_site(conn, site, ulid, for_update=True)
-            current = job.state(queue).status
-            if not may_change(ulid, queue, current, Cause.REPORT, new_status):
-                return job, []
-            state = QueueState(new_status, seconds_until_complete, now)
-            job = queries.change_one(conn, ulid, queue, Cause.REPORT, state, source)
-            return job, _job_events(conn, [job], now)
-
-        job, events = await self._db.write(update)
+        state = QueueState(new_status, seconds_until_complete, now)
+        while True:
+            read = await self._db.read(
+                lambda conn: _get_at_site(conn, site, ulid, for_update=False)
+            )
+            if not may_change(ulid, queue, read.state(queue).status, Cause.REPORT, new_status):
+                job, events = read, []
+                break
+            job = read.with_state(queue, state)
+            data = encode(job.to_data())
+            seq = await self._writes.change_if_unchanged(
+                read, queue, Cause.REPORT, state, source, data
+            )
+            if seq is not None:
+                events = [StreamEvent(site, TOPIC_JOB, data, seq)]
+                break
+            # Another change came between the read and the write: decide again.
         await self._events.announce(events)
         self._count_finished([job], queue, now)
         if events and job.state(queue).status == FAILED:

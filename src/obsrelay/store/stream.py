@@ -31,21 +31,32 @@ _RESERVE_ON_SQLITE = (
 )
 
 
-# PostgreSQL: the numbers taken and the events stored in one statement (item k of the
-# array, counted from 1, is numbered last - count + k).
-_APPEND_ON_POSTGRESQL = sa.text(
+def append_on_postgresql(before: str = "", only_if: str = "TRUE") -> sa.TextClause:
+    """PostgreSQL: the numbers taken and the events stored in one statement (item k of
+    the array, counted from 1, is numbered last - count + k). Its parameters: site,
+    count, topic, items (each event's data as JSON text) and at_ms.
+
+    `before`: CTEs (`name AS (...)`, comma-separated) that change other tables in the
+    same statement, and so in the same transaction; `only_if`: a condition on them
+    under which the events are stored (none are, and no number is taken, otherwise).
     """
-    WITH head AS (
-        INSERT INTO stream_heads (site, last_seq) VALUES (:site, :count)
-        ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + :count
-        RETURNING last_seq
-    )
-    INSERT INTO stream_events (site, seq, topic, data, at_ms)
-    SELECT :site, head.last_seq - :count + item.number, :topic, item.data, :at_ms
-    FROM head, unnest(:items) WITH ORDINALITY AS item(data, number)
-    RETURNING seq
-    """
-).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
+    return sa.text(
+        f"""
+        WITH {before + "," if before else ""}
+        head AS (
+            INSERT INTO stream_heads (site, last_seq) SELECT :site, :count WHERE {only_if}
+            ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + :count
+            RETURNING last_seq
+        )
+        INSERT INTO stream_events (site, seq, topic, data, at_ms)
+        SELECT :site, head.last_seq - :count + item.number, :topic, item.data, :at_ms
+        FROM head, unnest(:items) WITH ORDINALITY AS item(data, number)
+        RETURNING seq
+        """
+    ).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
+
+
+_APPEND_ON_POSTGRESQL = append_on_postgresql()
 
 
 def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], at_ms: int) -> int:
