@@ -89,8 +89,12 @@ def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[Strea
 def _get_at_site(conn: sa.Connection, site: str, ulid: str, *, for_update: bool) -> Job:
     job = queries.get_job(conn, ulid, for_update=for_update)
     if job is None or job.site != site:
-        raise NotFound(f"There is no job {ulid} at site {site}.")
+        raise NotFound(_not_at_site(site, ulid))
     return job
+
+
+def _not_at_site(site: str, ulid: str) -> str:
+    return f"There is no job {ulid} at site {site}."
 
 
 def _no_answer(jobs: list[Job]) -> None:
@@ -270,9 +274,9 @@ class JobService:
         now = self._clock_ms()
         state = QueueState(new_status, seconds_until_complete, now)
         while True:
-            read = await self._db.read(
-                lambda conn: _get_at_site(conn, site, ulid, for_update=False)
-            )
+            read = await self._writes.read(ulid)
+            if read is None or read.site != site:
+                raise NotFound(_not_at_site(site, ulid))
             if not may_change(ulid, queue, read.state(queue).status, Cause.REPORT, new_status):
                 job, events = read, []
                 break

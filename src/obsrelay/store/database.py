@@ -233,6 +233,12 @@ class PgStatement:
         return [params[name] for name in self._names]
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset of a connection given back to the pool, a round trip (RESET
+    ALL, UNLISTEN, ...) after each statement: `run`'s single statements in autocommit
+    leave no session state behind."""
+
+
 class PostgresDatabase(Database):
     """PostgreSQL through asyncpg, with two connection pools: SQLAlchemy's for the
     transactions, and a plain asyncpg pool for `run`'s single statements."""
@@ -271,6 +277,7 @@ class PostgresDatabase(Database):
                     min_size=1,
                     max_size=self._direct_pool_size,
                     timeout=_CONNECT_TIMEOUT_SECONDS,
+                    reset=_nothing_to_reset,
                 )
             return self._pool
 

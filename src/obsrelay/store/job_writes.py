@@ -63,6 +63,7 @@ def _change_on_postgresql(queue: Queue) -> PgStatement:
 
 
 _CHANGE_ON_POSTGRESQL = {queue: _change_on_postgresql(queue) for queue in Queue}
+_GET_JOB_ON_POSTGRESQL = PgStatement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
 
 
 def _queues_row(job: Job) -> dict[str, Any]:
@@ -106,6 +107,13 @@ class JobWrites:
         self._db = db
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._topic = topic
+
+    async def read(self, ulid: str) -> Job | None:
+        """The job `ulid` as it is now, to decide a change on (`change_if_unchanged`)."""
+        if self._postgres is not None:
+            rows = await self._postgres.run(_GET_JOB_ON_POSTGRESQL, {"ulid": ulid})
+            return queries.job_from_columns(rows[0], json.loads) if rows else None
+        return await self._db.read(lambda conn: queries.get_job(conn, ulid))
 
     async def insert(self, job: Job, data: str) -> int:
         """Stores `job` and its event (`data`, JSON text); returns the event's number."""

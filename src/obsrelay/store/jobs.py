@@ -6,7 +6,7 @@ are written into the SQL, not bound as parameters, so that both planners can use
 indexes (a bound value is unknown when the plan is made).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,7 +64,16 @@ def _picked(pick: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
 
 
 def row_to_job(row: sa.Row[Any]) -> Job:
-    m = row._mapping
+    return job_from_columns(row._mapping)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def job_from_columns(m: Mapping[Any, Any], decode: Callable[[Any], Any] = _as_is) -> Job:
+    """The job of a row of `jobs`, given by column name; `decode` reads its JSON columns
+    (asyncpg gives them as text)."""
     return Job(
         ulid=m["ulid"],
         site=m["site"],
@@ -72,9 +81,9 @@ def row_to_job(row: sa.Row[Any]) -> Job:
         device_type=m["device_type"],
         device_instance=m["device_instance"],
         action=m["action"],
-        required_params=m["required_params"],
-        optional_params=m["optional_params"],
-        user=Identity(m["user_id"], m["user_name"], tuple(m["user_roles"])),
+        required_params=decode(m["required_params"]),
+        optional_params=decode(m["optional_params"]),
+        user=Identity(m["user_id"], m["user_name"], tuple(decode(m["user_roles"]))),
         primary=QueueState(m["primary_status"], m["primary_seconds"], m["primary_updated_ms"]),
         alternate=QueueState(
             m["alternate_status"], m["alternate_seconds"], m["alternate_updated_ms"]
