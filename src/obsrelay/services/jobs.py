@@ -211,12 +211,17 @@ class JobService:
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
 
-        def probe(conn: sa.Connection) -> tuple[list[Job], bool]:
+        async def probe() -> tuple[list[Job], bool]:
             if claim_id is not None:
-                taken = queries.jobs_of_claim(conn, site, queue, claim_id)
+                taken = await self._db.read(
+                    lambda conn: queries.jobs_of_claim(conn, site, queue, claim_id)
+                )
                 if taken:
                     return taken, False
-            return [], queries.has_unread(conn, site, queue, floor)
+            found = await self._db.fetch(
+                queries.UNREAD_PROBES[queue], {"site": site, "floor": floor}
+            )
+            return [], bool(found)
 
         # Most polls find nothing: answer those from memory when this queue was just
         # found empty, else from a read, without a write transaction. A claim that may
@@ -224,7 +229,7 @@ class JobService:
         if claim_id is None and self._empty.is_empty(site, queue):
             return [], answer([])
         version = self._empty.version(site)
-        taken, unread = await self._db.read(probe)
+        taken, unread = await probe()
         if taken or not unread:
             if not taken:
                 self._empty.found_empty(site, queue, version)

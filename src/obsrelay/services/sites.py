@@ -37,7 +37,8 @@ class SiteRegistry:
     async def standing(self, name: str) -> tuple[bool, bool]:
         """(registered, has an active key), read from the store each time: a key added from
         the command line must lock out keyless callers at once."""
-        registered, keyed = await self._db.read(lambda conn: queries.standing(conn, name))
+        [row] = await self._db.fetch(queries.STANDING, {"site": name})
+        registered, keyed = bool(row["registered"]), bool(row["keyed"])
         if registered:
             self._known.add(name)
         return registered, keyed

@@ -10,7 +10,7 @@ functions. The same function runs on both backends:
   runs without BEGIN and ROLLBACK, each statement its own snapshot as on SQLite, and
   a pooled connection is checked with a ping only when it has lain idle, not before
   every transaction. The hottest writes skip SQLAlchemy's execution altogether:
-  `PostgresDatabase.run` sends one statement, compiled once (`PgStatement`), on an
+  `PostgresDatabase.run` sends one statement, compiled once (`Statement`), on an
   asyncpg pool of its own, in autocommit, where a statement is its own transaction
   (ADR 0009).
 - SQLite: on one connection in the event loop's own thread. SQLite answers an indexed
@@ -35,10 +35,10 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -145,6 +145,52 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+# The dialects that `Statement` compiles for: asyncpg's `$1`, SQLite's `?`.
+_DIALECTS = {
+    "postgresql": make_url("postgresql+asyncpg://").get_dialect()(),
+    "sqlite": make_url("sqlite://").get_dialect()(),
+}
+
+
+class Statement:
+    """One statement for the driver itself, past SQLAlchemy's execution: compiled once
+    per backend, to its text with positional parameters and the order of its named
+    ones. Built from SQLAlchemy's constructs or text, like every other query; run by
+    `Database.fetch` (both backends) or `PostgresDatabase.run`."""
+
+    __slots__ = ("_compiled", "_statement")
+
+    def __init__(self, statement: sa.Executable) -> None:
+        assert isinstance(statement, sa.ClauseElement)
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def sql(self, dialect: str) -> str:
+        return self._for(dialect).sql
+
+    def arguments(self, dialect: str, params: dict[str, Any]) -> list[Any]:
+        compiled = self._for(dialect)
+        return [params[name] if name in params else compiled.fixed[name] for name in compiled.names]
+
+    def _for(self, dialect: str) -> "_Compiled":
+        if dialect not in self._compiled:
+            compiled = self._statement.compile(dialect=_DIALECTS[dialect])
+            assert isinstance(compiled, SQLCompiler)
+            self._compiled[dialect] = _Compiled(
+                str(compiled),
+                tuple(compiled.positiontup or ()),
+                # Values the construct holds itself (a LIMIT's, say), not passed by callers.
+                {name: bind.value for name, bind in compiled.binds.items() if not bind.required},
+            )
+        return self._compiled[dialect]
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    names: tuple[str, ...]
+    fixed: dict[str, Any]
+
+
 class Database:
     """One database, shared by every request of one server process."""
 
@@ -179,7 +225,16 @@ class Database:
                 raise error
             raise DatabaseUnavailable() from error
 
+    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        """Reads with one statement, run by the driver itself: its rows, by column name,
+        JSON columns as text. For the reads of every request, where SQLAlchemy's
+        execution would cost more than the database's answer."""
+        return await self._guarded(self._fetch(statement, params))
+
     async def _read(self, fn: Transaction[T]) -> T:
+        raise NotImplementedError
+
+    async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         raise NotImplementedError
 
     async def _write(self, fn: Transaction[T]) -> T:
@@ -212,27 +267,6 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
-_ASYNCPG_DIALECT = make_url("postgresql+asyncpg://").get_dialect()()
-
-
-class PgStatement:
-    """One statement compiled once for asyncpg: its text, with `$1, $2, ...` for its
-    named parameters, and their order. Built from SQLAlchemy's constructs or text, so
-    that the hot statements are written like every other query."""
-
-    __slots__ = ("_names", "sql")
-
-    def __init__(self, statement: sa.Executable) -> None:
-        assert isinstance(statement, sa.ClauseElement)
-        compiled = statement.compile(dialect=_ASYNCPG_DIALECT)
-        assert isinstance(compiled, SQLCompiler)
-        self.sql = str(compiled)
-        self._names = tuple(compiled.positiontup or ())
-
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] for name in self._names]
-
-
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's reset of a connection given back to the pool, a round trip (RESET
     ALL, UNLISTEN, ...) after each statement: `run`'s single statements in autocommit
@@ -254,19 +288,22 @@ class PostgresDatabase(Database):
         self._pool_opening = asyncio.Lock()
         self.outage = Outage()
 
-    async def run(self, statement: PgStatement, params: dict[str, Any]) -> list[asyncpg.Record]:
+    async def run(self, statement: Statement, params: dict[str, Any]) -> list[asyncpg.Record]:
         """Runs one statement on its own, in autocommit (a statement is a transaction of its
         own), outside SQLAlchemy: its rows, as asyncpg gives them. JSON goes in and comes
         out as text."""
         return await self._guarded(self._run(statement, params))
 
-    async def _run(self, statement: PgStatement, params: dict[str, Any]) -> list[asyncpg.Record]:
+    async def _run(self, statement: Statement, params: dict[str, Any]) -> list[asyncpg.Record]:
         pool = self._pool or await self._open_pool()
         async with pool.acquire() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(
-                statement.sql, *statement.arguments(params)
+                statement.sql(self.dialect), *statement.arguments(self.dialect, params)
             )
             return rows
+
+    async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        return await self._run(statement, params)
 
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_opening:
@@ -274,7 +311,11 @@ class PostgresDatabase(Database):
                 url = self.engine.url.set(drivername="postgresql")
                 self._pool = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
-                    min_size=1,
+                    # No floor: asyncpg would restore one in the background, logging a
+                    # traceback a second while the server is away (the outage is logged
+                    # once, by Outage). Connections are opened as requests need them and
+                    # kept while used.
+                    min_size=0,
                     max_size=self._direct_pool_size,
                     timeout=_CONNECT_TIMEOUT_SECONDS,
                     reset=_nothing_to_reset,
@@ -363,6 +404,18 @@ class SQLiteDatabase(Database):
         return await loop.run_in_executor(
             self._worker, lambda: _run_read(self._worker_connection(), fn)
         )
+
+    async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
+        sql, arguments = statement.sql(self.dialect), statement.arguments(self.dialect, params)
+
+        def fetch(conn: sa.Connection) -> list[Mapping[str, Any]]:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.execute(sql, arguments)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return await self._read(fetch)
 
     async def _write(self, fn: Transaction[T]) -> T:
         self._start_checkpointer()

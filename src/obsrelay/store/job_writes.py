@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from obsrelay.domain.jobs import Job, Queue, QueueState
 from obsrelay.domain.lifecycle import Cause
 from obsrelay.store import jobs as queries
-from obsrelay.store.database import Database, PgStatement, PostgresDatabase
+from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import jobs
 from obsrelay.store.stream import append_events, append_on_postgresql
 
@@ -35,7 +35,7 @@ def _queue_columns(queue: Queue) -> tuple[str, str, str]:
 
 # Every column of `jobs`, each from the parameter of its name.
 _COLUMNS = [column.name for column in jobs.c]
-_INSERT_JOB_ON_POSTGRESQL = PgStatement(
+_INSERT_JOB_ON_POSTGRESQL = Statement(
     append_on_postgresql(
         "job AS (INSERT INTO jobs ({}) VALUES ({}))".format(
             ", ".join(_COLUMNS), ", ".join(f":{name}" for name in _COLUMNS)
@@ -44,7 +44,7 @@ _INSERT_JOB_ON_POSTGRESQL = PgStatement(
 )
 
 
-def _change_on_postgresql(queue: Queue) -> PgStatement:
+def _change_on_postgresql(queue: Queue) -> Statement:
     """Sets `queue`'s state where both queues are still as read; adds the history entry
     and the event only then."""
     status, seconds, updated_ms = _queue_columns(queue)
@@ -59,11 +59,11 @@ def _change_on_postgresql(queue: Queue) -> PgStatement:
         INSERT INTO job_history (job_ulid, at_ms, queue, status, seconds_until_complete, source)
         SELECT ulid, :at_ms, '{queue}', :status, :seconds, :source FROM changed
     )"""
-    return PgStatement(append_on_postgresql(changed, "EXISTS (SELECT FROM changed)"))
+    return Statement(append_on_postgresql(changed, "EXISTS (SELECT FROM changed)"))
 
 
 _CHANGE_ON_POSTGRESQL = {queue: _change_on_postgresql(queue) for queue in Queue}
-_GET_JOB_ON_POSTGRESQL = PgStatement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
+_GET_JOB = Statement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
 
 
 def _queues_row(job: Job) -> dict[str, Any]:
@@ -110,10 +110,8 @@ class JobWrites:
 
     async def read(self, ulid: str) -> Job | None:
         """The job `ulid` as it is now, to decide a change on (`change_if_unchanged`)."""
-        if self._postgres is not None:
-            rows = await self._postgres.run(_GET_JOB_ON_POSTGRESQL, {"ulid": ulid})
-            return queries.job_from_columns(rows[0], json.loads) if rows else None
-        return await self._db.read(lambda conn: queries.get_job(conn, ulid))
+        rows = await self._db.fetch(_GET_JOB, {"ulid": ulid})
+        return queries.job_from_columns(rows[0], json.loads) if rows else None
 
     async def insert(self, job: Job, data: str) -> int:
         """Stores `job` and its event (`data`, JSON text); returns the event's number."""

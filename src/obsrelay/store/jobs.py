@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from obsrelay.domain.jobs import HistoryEntry, Identity, Job, Queue, QueueState, creation_history
 from obsrelay.domain.lifecycle import NAMED_STATUSES, UNREAD, Cause, State, leaves
+from obsrelay.store.database import Statement
 from obsrelay.store.schema import claims, job_history, jobs
 
 _INSERT_JOB = jobs.insert()
@@ -182,15 +183,10 @@ def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
     )
 
 
-# Built once: every empty poll runs one of these, and building a statement costs more
-# than SQLite takes to answer it.
-_UNREAD_PROBES = {queue: _unread_probe(queue) for queue in Queue}
-
-
-def has_unread(conn: sa.Connection, site: str, queue: Queue, floor_ulid: str) -> bool:
-    """Whether `site` has a deliverable job on `queue`: a cheap check before claiming."""
-    found = conn.execute(_UNREAD_PROBES[queue], {"site": site, "floor": floor_ulid})
-    return found.first() is not None
+# Whether a site has a deliverable job on a queue: a cheap check before claiming, which
+# most polls make (`Database.fetch`; parameters site and floor, the oldest ULID that may
+# still be delivered). A row if it has.
+UNREAD_PROBES = {queue: Statement(_unread_probe(queue)) for queue in Queue}
 
 
 def change_status(

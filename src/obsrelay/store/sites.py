@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from obsrelay.store.database import Statement
 from obsrelay.store.schema import site_keys, sites
 
 
@@ -72,10 +73,9 @@ _SITE_STANDING = sa.select(
 )
 
 
-def standing(conn: sa.Connection, name: str) -> tuple[bool, bool]:
-    """(whether the site is registered, whether it has an active key), in one read."""
-    row = conn.execute(_SITE_STANDING, {"site": name}).one()
-    return bool(row.registered), bool(row.keyed)
+# Read on every request of a site (`Database.fetch`): {"site": name} gives one row,
+# whether the site is registered and whether it has an active key.
+STANDING = Statement(_SITE_STANDING)
 
 
 def insert_key(conn: sa.Connection, key: KeyRow) -> None:
