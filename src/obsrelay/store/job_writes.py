@@ -3,66 +3,114 @@
 A new job, and a status the site reports, are written with the job's event on its
 site's stream, in one transaction:
 
-- PostgreSQL: each is one statement, sent on asyncpg directly (`PostgresDatabase.run`)
-  in autocommit, where a statement is its own transaction. The row and the stream
-  numbers are taken together, so the site's stream stays locked only for that one
-  statement and its commit (ADR 0009).
+- PostgreSQL: one statement, sent on asyncpg directly (`PostgresDatabase.run`) in
+  autocommit, where a statement is its own transaction. The writes of one kind that
+  arrive together go in one statement (`store/batching.py`), which takes each site's
+  stream numbers once for all of them and holds that lock only for itself and its
+  commit (ADR 0009).
 - SQLite: the shared queries of `store/jobs.py` and `store/stream.py` in a write
   transaction, which SQLite group-commits with the others of the same moment.
 
-A status change is conditional: the caller read the job, decided on the change and
-made the job's new event from what it read; the change is stored only if the job's
-queues are still as read (compare and set), and otherwise nothing is stored and the
-caller decides again on the job as it is now.
+A status change is conditional: the caller read the job (`read`), decided on the
+change and made the job's new event from what it read; the change is stored only if
+the job's queues are still as read (compare and set). Otherwise nothing is stored, and
+the caller decides again on the job as it is now.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from obsrelay.domain.jobs import Job, Queue, QueueState
 from obsrelay.domain.lifecycle import Cause
 from obsrelay.store import jobs as queries
+from obsrelay.store.batching import Batches
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import jobs
-from obsrelay.store.stream import append_events, append_on_postgresql
+from obsrelay.store.stream import append_each_on_postgresql, append_events
+
+_POSTGRESQL = make_url("postgresql://").get_dialect()()
 
 
 def _queue_columns(queue: Queue) -> tuple[str, str, str]:
     return f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms"
 
 
-# Every column of `jobs`, each from the parameter of its name.
+def _typed(names: list[str]) -> list[tuple[str, str]]:
+    """Each column of `jobs` in `names` with its PostgreSQL type."""
+    return [(name, jobs.c[name].type.compile(dialect=_POSTGRESQL)) for name in names]
+
+
+def _unnest(name: str, columns: list[tuple[str, str]]) -> str:
+    """SQL: CTE `name`, the rows of the arrays passed as the parameters named after
+    `columns` (name, PostgreSQL type), each numbered n from 1."""
+    arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in columns)
+    names = ", ".join(column for column, _ in columns)
+    return f"{name} AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS {name}({names}, n))"
+
+
 _COLUMNS = [column.name for column in jobs.c]
-_INSERT_JOB_ON_POSTGRESQL = Statement(
-    append_on_postgresql(
-        "job AS (INSERT INTO jobs ({}) VALUES ({}))".format(
-            ", ".join(_COLUMNS), ", ".join(f":{name}" for name in _COLUMNS)
-        )
+_QUEUE_COLUMNS = [column for queue in Queue for column in _queue_columns(queue)]
+_EVENT = [("site", "text"), ("data", "text")]
+
+# New jobs, each column an array, and their events.
+_INSERT_ON_POSTGRESQL = Statement(
+    append_each_on_postgresql(
+        f"""{_unnest("new", [*_typed(_COLUMNS), ("data", "text")])},
+        stored_jobs AS (
+            INSERT INTO jobs ({", ".join(_COLUMNS)})
+            SELECT {", ".join(_COLUMNS)} FROM new ORDER BY n
+        ),
+        event AS (SELECT n, site, data, created_ms AS at_ms FROM new)""",
+        source="event",
     )
 )
 
 
-def _change_on_postgresql(queue: Queue) -> Statement:
-    """Sets `queue`'s state where both queues are still as read; adds the history entry
-    and the event only then."""
-    status, seconds, updated_ms = _queue_columns(queue)
-    unchanged = " AND ".join(
-        f"{column} = :was_{column}" for other in Queue for column in _queue_columns(other)
+def _set_if_changed(queue: Queue) -> str:
+    """SQL: `queue`'s columns set from the input where the input changes `queue`."""
+    return ", ".join(
+        f"{column} = CASE input.queue WHEN '{queue}' THEN input.{value} ELSE jobs.{column} END"
+        for column, value in zip(_queue_columns(queue), ("status", "seconds", "at_ms"), strict=True)
     )
-    changed = f"""changed AS (
-        UPDATE jobs SET {status} = :status, {seconds} = :seconds, {updated_ms} = :at_ms
-        WHERE ulid = :ulid AND {unchanged}
-        RETURNING ulid
-    ), history AS (
-        INSERT INTO job_history (job_ulid, at_ms, queue, status, seconds_until_complete, source)
-        SELECT ulid, :at_ms, '{queue}', :status, :seconds, :source FROM changed
-    )"""
-    return Statement(append_on_postgresql(changed, "EXISTS (SELECT FROM changed)"))
 
 
-_CHANGE_ON_POSTGRESQL = {queue: _change_on_postgresql(queue) for queue in Queue}
+# Status changes, each to one queue of a job where both of its queues are still as read
+# (was_...), with their history entries and events.
+_CHANGE_ON_POSTGRESQL = Statement(
+    append_each_on_postgresql(
+        f"""{
+            _unnest(
+                "input",
+                [
+                    ("ulid", "text"),
+                    ("queue", "text"),
+                    ("status", "text"),
+                    ("seconds", "integer"),
+                    ("at_ms", "bigint"),
+                    ("source", "text"),
+                    *_EVENT,
+                    *[(f"was_{name}", kind) for name, kind in _typed(_QUEUE_COLUMNS)],
+                ],
+            )
+        },
+        changed AS (
+            UPDATE jobs SET {", ".join(_set_if_changed(queue) for queue in Queue)}
+            FROM input
+            WHERE jobs.ulid = input.ulid
+                AND {" AND ".join(f"jobs.{name} = input.was_{name}" for name in _QUEUE_COLUMNS)}
+            RETURNING input.*
+        ),
+        history AS (
+            INSERT INTO job_history (job_ulid, at_ms, queue, status, seconds_until_complete, source)
+            SELECT ulid, at_ms, queue, status, seconds, source FROM changed ORDER BY n
+        )""",
+        source="changed",
+    )
+)
 _GET_JOB = Statement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
 
 
@@ -75,6 +123,10 @@ def _queues_row(job: Job) -> dict[str, Any]:
             _queue_columns(queue), _state_values(job.state(queue)), strict=True
         )
     }
+
+
+def _state_values(state: QueueState) -> tuple[str, int, int]:
+    return state.status, state.seconds_until_complete, state.updated_ms
 
 
 def _job_row(job: Job) -> dict[str, Any]:
@@ -95,8 +147,33 @@ def _job_row(job: Job) -> dict[str, Any]:
     }
 
 
-def _state_values(state: QueueState) -> tuple[str, int, int]:
-    return state.status, state.seconds_until_complete, state.updated_ms
+@dataclass(frozen=True, slots=True)
+class _New:
+    job: Job
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    read: Job
+    queue: Queue
+    to: QueueState
+    source: str
+    data: str
+
+
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The rows' values as one array per column (the batch statements' parameters)."""
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def _numbers(found: list[Any], count: int) -> list[int | None]:
+    """The event number of each of `count` items, from the (n, seq) rows of a batch
+    statement; None for an item that stored nothing."""
+    numbers: list[int | None] = [None] * count
+    for row in found:
+        numbers[row["n"] - 1] = int(row["seq"])
+    return numbers
 
 
 class JobWrites:
@@ -107,6 +184,8 @@ class JobWrites:
         self._db = db
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._topic = topic
+        self._inserts = Batches(self._insert_on_postgresql)
+        self._changes = Batches(self._change_on_postgresql, key=lambda change: change.read.ulid)
 
     async def read(self, ulid: str) -> Job | None:
         """The job `ulid` as it is now, to decide a change on (`change_if_unchanged`)."""
@@ -116,9 +195,9 @@ class JobWrites:
     async def insert(self, job: Job, data: str) -> int:
         """Stores `job` and its event (`data`, JSON text); returns the event's number."""
         if self._postgres is not None:
-            params = {**_job_row(job), **self._event(job.site, data, job.created_ms)}
-            [row] = await self._postgres.run(_INSERT_JOB_ON_POSTGRESQL, params)
-            return int(row["seq"])
+            number = await self._inserts.add(_New(job, data))
+            assert number is not None
+            return number
 
         def store(conn: sa.Connection) -> int:
             queries.insert_job(conn, job)
@@ -134,16 +213,7 @@ class JobWrites:
         `read`, where the caller saw that `cause` may make this change. Returns the
         event's number; None, storing nothing, if the job changed meanwhile."""
         if self._postgres is not None:
-            params = {
-                "ulid": read.ulid,
-                "status": to.status,
-                "seconds": to.seconds_until_complete,
-                "source": source,
-                **self._event(read.site, data, to.updated_ms),
-                **{f"was_{name}": value for name, value in _queues_row(read).items()},
-            }
-            rows = await self._postgres.run(_CHANGE_ON_POSTGRESQL[queue], params)
-            return int(rows[0]["seq"]) if rows else None
+            return await self._changes.add(_Change(read, queue, to, source, data))
 
         def change(conn: sa.Connection) -> int | None:
             unchanged = [jobs.c[name] == value for name, value in _queues_row(read).items()]
@@ -154,6 +224,29 @@ class JobWrites:
 
         return await self._db.write(change)
 
-    def _event(self, site: str, data: str, at_ms: int) -> dict[str, Any]:
-        """The parameters of `append_on_postgresql` for one event."""
-        return {"site": site, "count": 1, "topic": self._topic, "items": [data], "at_ms": at_ms}
+    async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
+        assert self._postgres is not None
+        rows = [{**_job_row(new.job), "data": new.data} for new in batch]
+        params = {**_columns_of(rows), "topic": self._topic}
+        found = await self._postgres.run(_INSERT_ON_POSTGRESQL, params)
+        return _numbers(found, len(batch))
+
+    async def _change_on_postgresql(self, batch: list[_Change]) -> list[int | None]:
+        assert self._postgres is not None
+        rows = [
+            {
+                "ulid": change.read.ulid,
+                "queue": str(change.queue),
+                "status": change.to.status,
+                "seconds": change.to.seconds_until_complete,
+                "at_ms": change.to.updated_ms,
+                "source": change.source,
+                "site": change.read.site,
+                "data": change.data,
+                **{f"was_{name}": value for name, value in _queues_row(change.read).items()},
+            }
+            for change in batch
+        ]
+        params = {**_columns_of(rows), "topic": self._topic}
+        found = await self._postgres.run(_CHANGE_ON_POSTGRESQL, params)
+        return _numbers(found, len(batch))

@@ -31,32 +31,56 @@ _RESERVE_ON_SQLITE = (
 )
 
 
-def append_on_postgresql(before: str = "", only_if: str = "TRUE") -> sa.TextClause:
-    """PostgreSQL: the numbers taken and the events stored in one statement (item k of
-    the array, counted from 1, is numbered last - count + k). Its parameters: site,
-    count, topic, items (each event's data as JSON text) and at_ms.
+# PostgreSQL: the numbers taken and the events stored in one statement (item k of the
+# array, counted from 1, is numbered last - count + k).
+_APPEND_ON_POSTGRESQL = sa.text(
+    """
+    WITH head AS (
+        INSERT INTO stream_heads (site, last_seq) VALUES (:site, :count)
+        ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + :count
+        RETURNING last_seq
+    )
+    INSERT INTO stream_events (site, seq, topic, data, at_ms)
+    SELECT :site, head.last_seq - :count + item.number, :topic, item.data, :at_ms
+    FROM head, unnest(:items) WITH ORDINALITY AS item(data, number)
+    RETURNING seq
+    """
+).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
 
-    `before`: CTEs (`name AS (...)`, comma-separated) that change other tables in the
-    same statement, and so in the same transaction; `only_if`: a condition on them
-    under which the events are stored (none are, and no number is taken, otherwise).
+
+def append_each_on_postgresql(before: str, source: str) -> sa.TextClause:
+    """PostgreSQL: a statement that changes other tables (`before`: its CTEs, `name AS
+    (...)`, comma-separated) and stores an event for each row of `source`, one of them,
+    with the columns n (the row's place in the batch), site, data (JSON text) and at_ms,
+    all in one transaction. Each site's events are numbered in the order of n.
+
+    Its rows: (n, seq), the number each row of `source` got. The sites' stream heads
+    are taken in the order of their names, so that two such statements never wait for
+    each other crosswise.
     """
     return sa.text(
         f"""
-        WITH {before + "," if before else ""}
+        WITH {before},
+        counts AS (SELECT site, count(*) AS count FROM {source} GROUP BY site),
         head AS (
-            INSERT INTO stream_heads (site, last_seq) SELECT :site, :count WHERE {only_if}
-            ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + :count
-            RETURNING last_seq
+            INSERT INTO stream_heads (site, last_seq)
+            SELECT site, count FROM counts ORDER BY site
+            ON CONFLICT (site) DO UPDATE SET last_seq = stream_heads.last_seq + excluded.last_seq
+            RETURNING site, last_seq
+        ),
+        numbered AS (
+            SELECT event.n, event.site, event.data, event.at_ms,
+                head.last_seq - counts.count
+                    + row_number() OVER (PARTITION BY event.site ORDER BY event.n) AS seq
+            FROM {source} AS event JOIN head USING (site) JOIN counts USING (site)
+        ),
+        stored AS (
+            INSERT INTO stream_events (site, seq, topic, data, at_ms)
+            SELECT site, seq, :topic, data, at_ms FROM numbered
         )
-        INSERT INTO stream_events (site, seq, topic, data, at_ms)
-        SELECT :site, head.last_seq - :count + item.number, :topic, item.data, :at_ms
-        FROM head, unnest(:items) WITH ORDINALITY AS item(data, number)
-        RETURNING seq
+        SELECT n, seq FROM numbered
         """
-    ).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
-
-
-_APPEND_ON_POSTGRESQL = append_on_postgresql()
+    )
 
 
 def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], at_ms: int) -> int:

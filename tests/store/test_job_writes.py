@@ -1,0 +1,118 @@
+"""JobWrites on both backends: new jobs and status changes stored with their events,
+whether they come alone or many together (PostgreSQL's batches)."""
+
+import asyncio
+import dataclasses
+
+from obsrelay.domain.ids import MonotonicUlids
+from obsrelay.domain.jobs import UNKNOWN_SECONDS, Identity, Job, Queue, QueueState
+from obsrelay.domain.lifecycle import RECEIVED, UNREAD, Cause
+from obsrelay.services.stream import encode
+from obsrelay.store import jobs as queries
+from obsrelay.store import stream
+from obsrelay.store.database import Database
+from obsrelay.store.job_writes import JobWrites
+
+_ULIDS = MonotonicUlids()
+
+
+def _job(site: str, now_ms: int = 1_790_000_000_000, **params: object) -> Job:
+    unread = QueueState(UNREAD, UNKNOWN_SECONDS, now_ms)
+    return Job(
+        ulid=_ULIDS.new(now_ms),
+        site=site,
+        created_ms=now_ms,
+        device_type="camera",
+        device_instance="camera1",
+        action="expose",
+        required_params={"time": "30", **params},
+        optional_params={},
+        user=Identity("u1", "User One", ("observer",)),
+        primary=unread,
+        alternate=unread,
+    )
+
+
+async def _events(db: Database, site: str) -> list[tuple[int, str]]:
+    rows = await db.read(lambda conn: stream.events_after(conn, site, 0, 10_000))
+    return [(row.seq, row.data) for row in rows]
+
+
+async def test_jobs_stored_together_keep_each_sites_numbers_gap_free(db: Database, site: str):
+    writes = JobWrites(db, "job")
+    sites = [f"{site}-{letter}" for letter in "abc"]
+    new = [_job(sites[i % 3], n=i) for i in range(60)]
+    numbers = await asyncio.gather(*(writes.insert(job, encode(job.to_data())) for job in new))
+    for name in sites:
+        mine = [(number, job) for number, job in zip(numbers, new, strict=True) if job.site == name]
+        # Numbered 1..20 in the order the writes came, each event the job's own data.
+        assert [number for number, _ in mine] == list(range(1, 21))
+        stored = await _events(db, name)
+        assert stored == [(number, encode(job.to_data())) for number, job in mine]
+    for job in new:
+        assert await writes.read(job.ulid) == job
+
+
+async def test_a_bad_job_among_many_fails_alone(db: Database, site: str):
+    writes = JobWrites(db, "job")
+    first = _job(site)
+    await writes.insert(first, "{}")
+    again = [_job(site), first, _job(site)]  # the middle one's ULID is taken
+    results = await asyncio.gather(
+        *(writes.insert(job, "{}") for job in again), return_exceptions=True
+    )
+    assert results[0] == 2 and results[2] == 3, results
+    assert "unique" in str(results[1]).lower(), results[1]  # the driver's own words
+    assert [seq for seq, _ in await _events(db, site)] == [1, 2, 3]
+    assert await writes.read(again[0].ulid) == again[0]
+
+
+async def test_a_change_is_stored_only_if_the_job_is_as_read(db: Database, site: str):
+    writes = JobWrites(db, "job")
+    job = _job(site)
+    await writes.insert(job, "{}")
+    received = QueueState(RECEIVED, UNKNOWN_SECONDS, job.created_ms + 1)
+    running = QueueState("EXPOSING", 30, job.created_ms + 2)
+
+    async def change(read: Job, queue: Queue, to: QueueState) -> int | None:
+        return await writes.change_if_unchanged(read, queue, Cause.REPORT, to, "site", "{}")
+
+    # Two changes decided on the same read, together: one is stored, the other is told
+    # that the job changed.
+    results = await asyncio.gather(
+        change(job, Queue.PRIMARY, received), change(job, Queue.PRIMARY, running)
+    )
+    assert sorted(results, key=lambda seq: seq or 0) == [None, 2]
+    now = await writes.read(job.ulid)
+    assert now is not None
+    won = received if results[0] == 2 else running
+    assert now == job.with_state(Queue.PRIMARY, won)
+    # A change to the other queue, decided on the old read, is refused as well; on the
+    # job as it is now it is stored, and the first queue keeps its state.
+    assert await change(job, Queue.ALTERNATE, received) is None
+    assert await change(now, Queue.ALTERNATE, received) == 3
+    after = await writes.read(job.ulid)
+    assert after == dataclasses.replace(now, alternate=received)
+    history = await db.read(lambda conn: queries.get_history(conn, job.ulid))
+    assert [(entry.queue, entry.status) for entry in history] == [
+        (Queue.PRIMARY, won.status),
+        (Queue.ALTERNATE, RECEIVED),
+    ]
+
+
+async def test_many_changes_of_many_jobs_at_once(db: Database, site: str):
+    writes = JobWrites(db, "job")
+    new = [_job(site) for _ in range(30)]
+    await asyncio.gather(*(writes.insert(job, "{}") for job in new))
+    to = QueueState("COMPLETE", UNKNOWN_SECONDS, new[-1].created_ms + 5)
+    numbers = await asyncio.gather(
+        *(
+            writes.change_if_unchanged(job, Queue.PRIMARY, Cause.REPORT, to, "site", job.ulid)
+            for job in new
+        )
+    )
+    assert numbers == list(range(31, 61))
+    events = await _events(db, site)
+    assert [data for _, data in events[30:]] == [job.ulid for job in new]
+    for job in new:
+        assert await writes.read(job.ulid) == job.with_state(Queue.PRIMARY, to)
