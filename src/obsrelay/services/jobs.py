@@ -125,7 +125,7 @@ class JobService:
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
         self._empty = EmptyQueues(empty_hint_seconds)
-        self._writes = JobWrites(db, TOPIC_JOB)
+        self._writes = JobWrites(db, TOPIC_JOB, event_data=lambda job: encode(job.to_data()))
 
     def on_notice(self, notice: Notice) -> None:
         """The bus handler: another process's new job (or the bus came back)."""
@@ -235,15 +235,9 @@ class JobService:
                 self._empty.found_empty(site, queue, version)
             return taken, answer(taken)
 
-        def mark_received(conn: sa.Connection) -> tuple[list[Job], T, list[StreamEvent]]:
-            received = QueueState(RECEIVED, UNKNOWN_SECONDS, now)
-            claimed = queries.claim_unread(
-                conn, site, queue, received, SOURCE_SITE, floor_ulid=floor, limit=limit
-            )
-            if claim_id is not None:
-                queries.record_claim(conn, claim_id, queue, claimed, now)
+        def answer_or_log(claimed: list[Job]) -> T:
             try:
-                answered = answer(claimed)
+                return answer(claimed)
             except Exception:
                 log.exception(
                     "cannot send jobs %s of %s; they stay unread",
@@ -251,9 +245,22 @@ class JobService:
                     site,
                 )
                 raise
-            return claimed, answered, _job_events(conn, claimed, now)
 
-        claimed, answered, events = await self._db.write(mark_received)
+        received = await self._writes.claim(
+            site,
+            queue,
+            QueueState(RECEIVED, UNKNOWN_SECONDS, now),
+            SOURCE_SITE,
+            answer_or_log,
+            floor_ulid=floor,
+            limit=limit,
+            claim_id=claim_id,
+        )
+        claimed, answered = received.jobs, received.answer
+        events = [
+            StreamEvent(site, TOPIC_JOB, data, received.first_seq + offset)
+            for offset, data in enumerate(received.data)
+        ]
         await self._events.announce(events)
         if claimed:
             self._metrics.jobs_claimed.labels(site, queue).inc(len(claimed))

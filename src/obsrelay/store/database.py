@@ -172,6 +172,13 @@ class Statement:
         compiled = self._for(dialect)
         return [params[name] if name in params else compiled.fixed[name] for name in compiled.names]
 
+    async def fetch_on(self, conn: asyncpg.Connection, params: dict[str, Any]) -> list[Any]:
+        """Runs it on an asyncpg connection: its rows (asyncpg's Records)."""
+        rows: list[Any] = await conn.fetch(
+            self.sql("postgresql"), *self.arguments("postgresql", params)
+        )
+        return rows
+
     def _for(self, dialect: str) -> "_Compiled":
         if dialect not in self._compiled:
             compiled = self._statement.compile(dialect=_DIALECTS[dialect])
@@ -269,8 +276,8 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's reset of a connection given back to the pool, a round trip (RESET
-    ALL, UNLISTEN, ...) after each statement: `run`'s single statements in autocommit
-    leave no session state behind."""
+    ALL, UNLISTEN, ...) after each statement: obsrelay's statements leave no session
+    state behind. (asyncpg still rolls back a transaction left open.)"""
 
 
 class PostgresDatabase(Database):
@@ -297,13 +304,21 @@ class PostgresDatabase(Database):
     async def _run(self, statement: Statement, params: dict[str, Any]) -> list[asyncpg.Record]:
         pool = self._pool or await self._open_pool()
         async with pool.acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                statement.sql(self.dialect), *statement.arguments(self.dialect, params)
-            )
-            return rows
+            return await statement.fetch_on(conn, params)
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         return await self._run(statement, params)
+
+    async def in_transaction(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Runs `fn` on a connection of the direct pool between BEGIN and COMMIT, or
+        ROLLBACK if it raises: for a write whose statements depend on each other's
+        results, each run with `Statement.fetch_on`."""
+        return await self._guarded(self._in_transaction(fn))
+
+    async def _in_transaction(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        pool = self._pool or await self._open_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            return await fn(conn)
 
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_opening:

@@ -17,10 +17,13 @@ the job's queues are still as read (compare and set). Otherwise nothing is store
 the caller decides again on the job as it is now.
 """
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -30,9 +33,14 @@ from obsrelay.store import jobs as queries
 from obsrelay.store.batching import Batches
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import jobs
-from obsrelay.store.stream import append_each_on_postgresql, append_events
+from obsrelay.store.stream import (
+    APPEND_ON_POSTGRESQL,
+    append_each_on_postgresql,
+    append_events,
+)
 
 _POSTGRESQL = make_url("postgresql://").get_dialect()()
+T = TypeVar("T")
 
 
 def _queue_columns(queue: Queue) -> tuple[str, str, str]:
@@ -112,6 +120,8 @@ _CHANGE_ON_POSTGRESQL = Statement(
     )
 )
 _GET_JOB = Statement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
+_CLAIM_ON_POSTGRESQL = {queue: Statement(queries.claim_on_postgresql(queue)) for queue in Queue}
+_APPEND_ON_POSTGRESQL = Statement(APPEND_ON_POSTGRESQL)
 
 
 def _queues_row(job: Job) -> dict[str, Any]:
@@ -148,6 +158,17 @@ def _job_row(job: Job) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed(Generic[T]):
+    """What a claim took (oldest first), the answer made of it, and the jobs' events:
+    their data, numbered from `first_seq` on."""
+
+    jobs: list[Job]
+    answer: T
+    data: list[str]
+    first_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class _New:
     job: Job
     data: str
@@ -180,10 +201,12 @@ class JobWrites:
     """Stores new jobs and status changes, with their events (of `topic`), on either
     backend."""
 
-    def __init__(self, db: Database, topic: str) -> None:
+    def __init__(self, db: Database, topic: str, event_data: Callable[[Job], str]) -> None:
+        """`event_data`: a job's event (JSON text), for the jobs a claim changes."""
         self._db = db
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._topic = topic
+        self._event_data = event_data
         self._inserts = Batches(self._insert_on_postgresql)
         self._changes = Batches(self._change_on_postgresql, key=lambda change: change.read.ulid)
 
@@ -223,6 +246,77 @@ class JobWrites:
             return append_events(conn, read.site, self._topic, [data], to.updated_ms)
 
         return await self._db.write(change)
+
+    async def claim(
+        self,
+        site: str,
+        queue: Queue,
+        to: QueueState,
+        source: str,
+        answer: Callable[[list[Job]], T],
+        *,
+        floor_ulid: str,
+        limit: int | None,
+        claim_id: str | None,
+    ) -> Claimed[T]:
+        """Moves `site`'s deliverable UNREAD jobs on `queue` to `to` (see
+        `queries.claim_unread`), remembers the claim `claim_id` if given, and stores their
+        events, in one transaction; `answer(jobs)` is made inside it, so that if it
+        raises nothing is stored."""
+
+        def events(claimed: list[Job], first_seq: int, answered: T) -> Claimed[T]:
+            return Claimed(claimed, answered, [self._event_data(job) for job in claimed], first_seq)
+
+        if self._postgres is not None:
+            params = {
+                "site": site,
+                "floor": floor_ulid,
+                "limit": limit,
+                "status": to.status,
+                "seconds": to.seconds_until_complete,
+                "at_ms": to.updated_ms,
+                "source": source,
+                "claim_id": claim_id,
+            }
+            claim = _CLAIM_ON_POSTGRESQL[queue]
+
+            async def claim_on_postgresql(conn: asyncpg.Connection) -> Claimed[T]:
+                rows = await conn.fetch(
+                    claim.sql("postgresql"), *claim.arguments("postgresql", params)
+                )
+                claimed = [queries.job_from_columns(row, json.loads) for row in rows]
+                taken = events(claimed, 0, answer(claimed))
+                if not claimed:
+                    return taken
+                event = self._event(site, taken.data, to.updated_ms)
+                numbers = await _APPEND_ON_POSTGRESQL.fetch_on(conn, event)
+                return dataclasses.replace(taken, first_seq=min(row["seq"] for row in numbers))
+
+            return await self._postgres.in_transaction(claim_on_postgresql)
+
+        def claim_on_sqlite(conn: sa.Connection) -> Claimed[T]:
+            claimed = queries.claim_unread(
+                conn, site, queue, to, source, floor_ulid=floor_ulid, limit=limit
+            )
+            if claim_id is not None:
+                queries.record_claim(conn, claim_id, queue, claimed, to.updated_ms)
+            taken = events(claimed, 0, answer(claimed))
+            if not claimed:
+                return taken
+            first = append_events(conn, site, self._topic, taken.data, to.updated_ms)
+            return dataclasses.replace(taken, first_seq=first)
+
+        return await self._db.write(claim_on_sqlite)
+
+    def _event(self, site: str, data: list[str], at_ms: int) -> dict[str, Any]:
+        """The parameters of the stream's append statement."""
+        return {
+            "site": site,
+            "count": len(data),
+            "topic": self._topic,
+            "items": data,
+            "at_ms": at_ms,
+        }
 
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None

@@ -248,6 +248,50 @@ def claim_unread(
     return change_status(conn, queue, Cause.CLAIM, to, source, where, limit=limit, skip_locked=True)
 
 
+def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
+    """`claim_unread` as one statement for PostgreSQL (SQLite has no writes in a WITH):
+    moves the site's deliverable UNREAD jobs on `queue`, the oldest first and at most
+    `limit` (NULL: all), to RECEIVED at `at_ms`, adds their history entries and, with a
+    `claim_id` (NULL: none), remembers the claim. Its rows: the changed jobs, oldest
+    first. Parameters: site, floor, limit, status, seconds, at_ms, source, claim_id."""
+    match = [
+        _leaving(queue, Cause.CLAIM),
+        jobs.c.site == sa.bindparam("site"),
+        jobs.c.ulid >= sa.bindparam("floor"),
+    ]
+    pick = (
+        sa.select(jobs.c.ulid)
+        .where(*match)
+        .order_by(jobs.c.ulid)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .with_for_update(skip_locked=True)
+    )
+    at_ms = sa.bindparam("at_ms", type_=sa.BigInteger)
+    status = sa.bindparam("status", type_=sa.String)
+    seconds = sa.bindparam("seconds", type_=sa.Integer)
+    changed = (
+        jobs.update()
+        .where(jobs.c.ulid.in_(_picked(pick)), _leaving(queue, Cause.CLAIM))
+        .values({_status(queue): status, f"{queue}_seconds": seconds, f"{queue}_updated_ms": at_ms})
+        .returning(*jobs.c)
+        .cte("changed")
+    )
+    history = job_history.insert().from_select(
+        ["job_ulid", "at_ms", "queue", "status", "seconds_until_complete", "source"],
+        sa.select(changed.c.ulid, at_ms, _literal(queue), status, seconds, sa.bindparam("source")),
+    )
+    claim_id = sa.bindparam("claim_id", type_=sa.String)
+    recorded = claims.insert().from_select(
+        ["claim_id", "queue", "job_ulid", "at_ms"],
+        sa.select(claim_id, _literal(queue), changed.c.ulid, at_ms).where(claim_id.is_not(None)),
+    )
+    return (
+        sa.select(changed)
+        .add_cte(history.cte("history"), recorded.cte("recorded"))
+        .order_by(changed.c.ulid)
+    )
+
+
 def cancel_open_before(
     conn: sa.Connection, site: str, before_ulid: str, to: QueueState, source: str
 ) -> list[Job]:

@@ -32,8 +32,9 @@ _RESERVE_ON_SQLITE = (
 
 
 # PostgreSQL: the numbers taken and the events stored in one statement (item k of the
-# array, counted from 1, is numbered last - count + k).
-_APPEND_ON_POSTGRESQL = sa.text(
+# array, counted from 1, is numbered last - count + k). Parameters: site, count, topic,
+# items (each event's data as JSON text), at_ms.
+APPEND_ON_POSTGRESQL = sa.text(
     """
     WITH head AS (
         INSERT INTO stream_heads (site, last_seq) VALUES (:site, :count)
@@ -91,7 +92,7 @@ def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], 
     if conn.dialect.name == "postgresql":
         numbers: list[int] = list(
             conn.execute(
-                _APPEND_ON_POSTGRESQL, {**params, "topic": topic, "items": items, "at_ms": at_ms}
+                APPEND_ON_POSTGRESQL, {**params, "topic": topic, "items": items, "at_ms": at_ms}
             ).scalars()
         )
         return min(numbers)
