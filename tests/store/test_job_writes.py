@@ -3,6 +3,9 @@ whether they come alone or many together (PostgreSQL's batches)."""
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+
+import pytest
 
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.jobs import UNKNOWN_SECONDS, Identity, Job, Queue, QueueState
@@ -11,7 +14,7 @@ from obsrelay.services.stream import encode
 from obsrelay.store import jobs as queries
 from obsrelay.store import stream
 from obsrelay.store.database import Database
-from obsrelay.store.job_writes import JobWrites
+from obsrelay.store.job_writes import Claimed, JobWrites
 
 _ULIDS = MonotonicUlids()
 
@@ -120,3 +123,49 @@ async def test_many_changes_of_many_jobs_at_once(db: Database, site: str):
     assert [data for _, data in events[30:]] == [job.ulid for job in new]
     for job in new:
         assert await writes.read(job.ulid) == job.with_state(Queue.PRIMARY, to)
+
+
+async def test_a_claim_stores_nothing_when_its_answer_cannot_be_made(db: Database, site: str):
+    writes = JobWrites(db, "job", event_data=_data)
+    new = [_job(site) for _ in range(3)]
+    for job in new:
+        await writes.insert(job, _data(job))
+    received = QueueState(RECEIVED, UNKNOWN_SECONDS, new[-1].created_ms + 1)
+
+    def refuse(jobs: list[Job]) -> str:
+        raise ValueError("cannot render")
+
+    async def claim(answer: Callable[[list[Job]], str], limit: int | None) -> Claimed[str]:
+        return await writes.claim(
+            site,
+            Queue.PRIMARY,
+            received,
+            "site",
+            answer,
+            floor_ulid=new[0].ulid,
+            limit=limit,
+            claim_id="claim-1",
+        )
+
+    with pytest.raises(ValueError):
+        await claim(refuse, None)
+    assert [await writes.read(job.ulid) for job in new] == new
+    assert len(await _events(db, site)) == 3
+
+    taken = await claim(lambda jobs: ",".join(job.ulid for job in jobs), 2)
+    assert taken.answer == f"{new[0].ulid},{new[1].ulid}"
+    assert taken.jobs == [job.with_state(Queue.PRIMARY, received) for job in new[:2]]
+    assert taken.first_seq == 4 and taken.data == [_data(job) for job in taken.jobs]
+    assert (await _events(db, site))[3:] == [(4, taken.data[0]), (5, taken.data[1])]
+    remembered = await db.read(
+        lambda conn: queries.jobs_of_claim(conn, site, Queue.PRIMARY, "claim-1")
+    )
+    assert remembered == taken.jobs
+    history = await db.read(lambda conn: queries.get_history(conn, new[0].ulid))
+    assert [(entry.queue, entry.status, entry.source) for entry in history] == [
+        (Queue.PRIMARY, RECEIVED, "site")
+    ]
+    # The rest, and then nothing: an empty claim stores no event.
+    assert [job.ulid for job in (await claim(str, None)).jobs] == [new[2].ulid]
+    assert (await claim(str, None)).jobs == []
+    assert len(await _events(db, site)) == 6
