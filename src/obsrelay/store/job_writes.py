@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 from obsrelay.domain.jobs import Job, Queue, QueueState
@@ -120,6 +121,9 @@ _CHANGE_ON_POSTGRESQL = Statement(
     )
 )
 _GET_JOB = Statement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
+_GET_JOBS_ON_POSTGRESQL = Statement(
+    sa.select(jobs).where(jobs.c.ulid == sa.func.any(sa.bindparam("ulids", type_=ARRAY(sa.Text))))
+)
 _CLAIM_ON_POSTGRESQL = {queue: Statement(queries.claim_on_postgresql(queue)) for queue in Queue}
 _APPEND_ON_POSTGRESQL = Statement(APPEND_ON_POSTGRESQL)
 
@@ -207,13 +211,22 @@ class JobWrites:
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._topic = topic
         self._event_data = event_data
+        self._reads = Batches(self._read_on_postgresql)
         self._inserts = Batches(self._insert_on_postgresql)
         self._changes = Batches(self._change_on_postgresql, key=lambda change: change.read.ulid)
 
     async def read(self, ulid: str) -> Job | None:
         """The job `ulid` as it is now, to decide a change on (`change_if_unchanged`)."""
+        if self._postgres is not None:
+            return await self._reads.add(ulid)
         rows = await self._db.fetch(_GET_JOB, {"ulid": ulid})
         return queries.job_from_columns(rows[0], json.loads) if rows else None
+
+    async def _read_on_postgresql(self, ulids: list[str]) -> list[Job | None]:
+        assert self._postgres is not None
+        rows = await self._postgres.run(_GET_JOBS_ON_POSTGRESQL, {"ulids": ulids})
+        found = {row["ulid"]: queries.job_from_columns(row, json.loads) for row in rows}
+        return [found.get(ulid) for ulid in ulids]
 
     async def insert(self, job: Job, data: str) -> int:
         """Stores `job` and its event (`data`, JSON text); returns the event's number."""
