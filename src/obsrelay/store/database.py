@@ -172,6 +172,13 @@ class Statement:
         compiled = self._for(dialect)
         return [params[name] if name in params else compiled.fixed[name] for name in compiled.names]
 
+    def run_in(self, conn: sa.Connection, params: dict[str, Any]) -> list[Any]:
+        """Runs it with the SQLite driver of `conn`, inside the transaction that `conn`
+        is in (a `Database.write` on SQLite): its rows, as tuples."""
+        driver = conn.connection.driver_connection
+        assert driver is not None and conn.dialect.name == "sqlite"
+        return list(driver.execute(self.sql("sqlite"), self.arguments("sqlite", params)))
+
     async def fetch_on(self, conn: asyncpg.Connection, params: dict[str, Any]) -> list[Any]:
         """Runs it on an asyncpg connection: its rows (asyncpg's Records)."""
         rows: list[Any] = await conn.fetch(

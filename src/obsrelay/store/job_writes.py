@@ -120,6 +120,7 @@ _CHANGE_ON_POSTGRESQL = Statement(
         source="changed",
     )
 )
+_INSERT_ON_SQLITE = Statement(jobs.insert())
 _GET_JOB = Statement(sa.select(jobs).where(jobs.c.ulid == sa.bindparam("ulid")))
 _GET_JOBS_ON_POSTGRESQL = Statement(
     sa.select(jobs).where(jobs.c.ulid == sa.func.any(sa.bindparam("ulids", type_=ARRAY(sa.Text))))
@@ -144,7 +145,7 @@ def _state_values(state: QueueState) -> tuple[str, int, int]:
 
 
 def _job_row(job: Job) -> dict[str, Any]:
-    """`job` as the parameters of its row, JSON as text (asyncpg's form)."""
+    """`job` as the parameters of its row, JSON as text (as both drivers take it)."""
     return {
         "ulid": job.ulid,
         "site": job.site,
@@ -236,7 +237,7 @@ class JobWrites:
             return number
 
         def store(conn: sa.Connection) -> int:
-            queries.insert_job(conn, job)
+            _INSERT_ON_SQLITE.run_in(conn, _job_row(job))
             return append_events(conn, job.site, self._topic, [data], job.created_ms)
 
         return await self._db.write(store)

@@ -15,14 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from obsrelay.store.database import Statement
 from obsrelay.store.schema import stream_events, stream_heads
 
-_INSERT_EVENTS = stream_events.insert()
-# SQLite: the numbers taken, then the events stored. Built once: every job change and
-# message runs it, and building it costs more than running it.
-_RESERVE_ON_SQLITE = (
+# SQLite: the numbers taken, then the events stored, each by the driver itself: every job
+# change and message runs them, and SQLAlchemy's execution costs more than SQLite's.
+_INSERT_EVENT_ON_SQLITE = Statement(stream_events.insert())
+_RESERVE_ON_SQLITE = Statement(
     sqlite.insert(stream_heads)
-    .values(site=sa.bindparam("site"), last_seq=sa.bindparam("first_count"))
+    .values(site=sa.bindparam("site"), last_seq=sa.bindparam("count"))
     .on_conflict_do_update(
         index_elements=[stream_heads.c.site],
         set_={"last_seq": stream_heads.c.last_seq + sa.bindparam("count")},
@@ -96,13 +97,11 @@ def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], 
             ).scalars()
         )
         return min(numbers)
-    last: int = conn.execute(_RESERVE_ON_SQLITE, {**params, "first_count": len(items)}).scalar_one()
-    first = last - len(items) + 1
-    rows = [
-        {"site": site, "seq": first + offset, "topic": topic, "data": data, "at_ms": at_ms}
-        for offset, data in enumerate(items)
-    ]
-    conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+    [(last,)] = _RESERVE_ON_SQLITE.run_in(conn, params)
+    first: int = last - len(items) + 1
+    for offset, data in enumerate(items):
+        event = {"site": site, "seq": first + offset, "topic": topic, "data": data, "at_ms": at_ms}
+        _INSERT_EVENT_ON_SQLITE.run_in(conn, event)
     return first
 
 
