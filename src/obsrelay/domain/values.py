@@ -13,6 +13,7 @@ when one of them cannot be read):
 """
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from obsrelay.domain.errors import InvalidInput
@@ -49,45 +50,78 @@ def check_string(value: str, field: str) -> str:
     return value
 
 
-def check_number(value: int | float, field: str) -> None:
+def problem_with_number(value: int | float) -> str | None:
+    """Why `value` cannot be stored, or None when it can."""
     if isinstance(value, bool):
-        return
+        return None
     if isinstance(value, int):
         if not INT_MIN <= value <= INT_MAX:
-            raise InvalidInput(
-                f"'{field}' is a number too large to store; integers must fit in 64 bits."
-            )
+            return "is a number too large to store; integers must fit in 64 bits"
     elif not math.isfinite(value):
-        raise InvalidInput(f"'{field}' must be a finite number, not {value}.")
+        return f"must be a finite number, not {value}"
+    return None
+
+
+class _Broken(Exception):
+    """A rule broken deep in a value: `sentence(field)` says so, once the field's name is
+    known; `steps` are the keys and indexes down to it, the innermost first."""
+
+    def __init__(self, sentence: Callable[[str], str]) -> None:
+        self.sentence = sentence
+        self.steps: list[str | int] = []
 
 
 def check_json(value: Any, field: str = "body") -> None:
     """Raises InvalidInput naming the first part of `value` that breaks a rule above.
 
-    `value` is what a JSON parser made (dict, list, str, int, float, bool, None).
+    `value` is what a JSON parser made (dict, list, str, int, float, bool, None). The
+    walk makes no names; only a broken rule's field is named, on the way back up.
     """
-    _check(value, field, 0)
+    try:
+        _check(value, 0)
+    except _Broken as broken:
+        for step in reversed(broken.steps):
+            field = _member(field, step) if isinstance(step, str) else f"{field}[{step}]"
+        raise InvalidInput(broken.sentence(field)) from None
 
 
-def _check(value: Any, field: str, depth: int) -> None:
+def _check(value: Any, depth: int) -> None:
     if isinstance(value, str):
-        check_string(value, field)
+        problem = problem_with_string(value)
+        if problem is not None:
+            raise _Broken(lambda field: f"'{field}' {problem}.")
     elif isinstance(value, int | float):
-        check_number(value, field)
+        problem = problem_with_number(value)
+        if problem is not None:
+            raise _Broken(lambda field: f"'{field}' {problem}.")
     elif isinstance(value, dict):
-        _check_depth(field, depth)
+        _check_depth(depth)
         for key, item in value.items():
-            check_string(key, f"{field} key {quote(key)}")
-            _check(item, _member(field, key), depth + 1)
+            _check_key(key)
+            try:
+                _check(item, depth + 1)
+            except _Broken as broken:
+                broken.steps.append(key)
+                raise
     elif isinstance(value, list):
-        _check_depth(field, depth)
+        _check_depth(depth)
         for index, item in enumerate(value):
-            _check(item, f"{field}[{index}]", depth + 1)
+            try:
+                _check(item, depth + 1)
+            except _Broken as broken:
+                broken.steps.append(index)
+                raise
 
 
-def _check_depth(field: str, depth: int) -> None:
+def _check_key(key: str) -> None:
+    problem = problem_with_string(key)
+    if problem is not None:
+        raise _Broken(lambda field: f"'{field} key {quote(key)}' {problem}.")
+
+
+def _check_depth(depth: int) -> None:
     if depth >= MAX_DEPTH:
-        raise InvalidInput(f"'{field}' nests objects or lists more than {MAX_DEPTH} deep.")
+        raise _Broken(lambda field: f"'{field}' nests objects or lists more than {MAX_DEPTH} deep.")
 
 
 def _member(field: str, key: str) -> str:
