@@ -208,6 +208,11 @@ class JobService:
         With `claim_id`, a retry of a claim whose answer was lost returns the jobs the
         first attempt took (and takes no more): a job is never lost between the two.
         """
+        # Most polls find nothing: answer those from memory when this queue was just
+        # found empty, else from a read, without a write transaction. A claim that may
+        # be a retry (`claim_id`) always reads: its first attempt may have taken jobs.
+        if claim_id is None and self._empty.is_empty(site, queue):
+            return [], answer([])
         now = self._clock_ms()
         floor = self._deliverable_floor(now)
 
@@ -223,11 +228,6 @@ class JobService:
             )
             return [], bool(found)
 
-        # Most polls find nothing: answer those from memory when this queue was just
-        # found empty, else from a read, without a write transaction. A claim that may
-        # be a retry (`claim_id`) always reads: its first attempt may have taken jobs.
-        if claim_id is None and self._empty.is_empty(site, queue):
-            return [], answer([])
         version = self._empty.version(site)
         taken, unread = await probe()
         if taken or not unread:

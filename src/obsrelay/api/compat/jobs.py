@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from obsrelay.api import longpoll
@@ -14,7 +14,7 @@ from obsrelay.api.compat.wire import (
     parse_queue,
     parse_time_range_ms,
 )
-from obsrelay.api.deps import job_service
+from obsrelay.api.deps import services_of
 from obsrelay.api.errors import response_for
 from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensure
 from obsrelay.auth.access import Action
@@ -56,9 +56,8 @@ def wire_json(jobs: list[Job]) -> bytes:
 @router.post("/newjob", summary="Submit a job (from the web UI)")
 async def newjob(
     request: Request,
-    body: dict[str, Any] = Depends(json_object),
-    jobs: JobService = Depends(job_service),
 ) -> Response:
+    body, jobs = await json_object(request), services_of(request).jobs
     require(body, *NEWJOB_KEYS)
     site = validate_site(body["site"])
     device_type = validate_name(body["device"], "device")
@@ -126,9 +125,8 @@ async def _report(
 @router.post("/updatejobstatus", summary="Report a job's status (from the site)")
 async def updatejobstatus(
     request: Request,
-    body: dict[str, Any] = Depends(json_object),
-    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
+    body, jobs = await json_object(request), services_of(request).jobs
     require(body, "site", "ulid", "newStatus")
     return await _report(request, jobs, body, body["newStatus"])
 
@@ -136,9 +134,8 @@ async def updatejobstatus(
 @router.post("/startjob", summary="Report that a job started (from the site)")
 async def startjob(
     request: Request,
-    body: dict[str, Any] = Depends(json_object),
-    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
+    body, jobs = await json_object(request), services_of(request).jobs
     require(body, "site", "ulid")
     return await _report(request, jobs, body, STARTED)
 
@@ -146,9 +143,8 @@ async def startjob(
 @router.post("/getrecentjobs", summary="A site's jobs from the last timeRange milliseconds")
 async def getrecentjobs(
     request: Request,
-    body: dict[str, Any] = Depends(json_object),
-    jobs: JobService = Depends(job_service),
 ) -> JSONResponse:
+    body, jobs = await json_object(request), services_of(request).jobs
     require(body, "site")
     site = validate_site(body["site"])
     time_range = parse_time_range_ms(body, ONE_DAY_MS)

@@ -1,14 +1,13 @@
 """The hosted user status service's endpoints under /logs, as the site and browser call them."""
 
 import math
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from obsrelay.api.body import json_object, require
 from obsrelay.api.compat.wire import message_to_wire
-from obsrelay.api.deps import message_service
+from obsrelay.api.deps import message_service, services_of
 from obsrelay.api.permissions import acting_as_site, ensure
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput
@@ -23,9 +22,8 @@ router = APIRouter(prefix="/logs", tags=["compatible: user status"])
 @router.post("/newlog", summary="Post a user status message (from the site)")
 async def newlog(
     request: Request,
-    body: dict[str, Any] = Depends(json_object),
-    messages: MessageService = Depends(message_service),
 ) -> JSONResponse:
+    body, messages = await json_object(request), services_of(request).messages
     require(body, "site", "log_message")
     site = validate_site(body["site"])
     async with acting_as_site(request, site, Call.MESSAGE, count="messages"):
