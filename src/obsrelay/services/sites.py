@@ -25,6 +25,7 @@ class SiteRegistry:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._known: set[str] = set()
+        self._standings = queries.Standings(db)
 
     async def exists(self, name: str) -> bool:
         if name in self._known:
@@ -37,8 +38,7 @@ class SiteRegistry:
     async def standing(self, name: str) -> tuple[bool, bool]:
         """(registered, has an active key), read from the store each time: a key added from
         the command line must lock out keyless callers at once."""
-        [row] = await self._db.fetch(queries.STANDING, {"site": name})
-        registered, keyed = bool(row["registered"]), bool(row["keyed"])
+        registered, keyed = await self._standings.of(name)
         if registered:
             self._known.add(name)
         return registered, keyed

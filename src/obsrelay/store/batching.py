@@ -1,10 +1,11 @@
-"""Group commit for PostgreSQL: the writes of one kind that arrive while the previous
-batch is being stored go together, as one statement, in the next batch.
+"""Group commit for PostgreSQL: the writes (or reads) of one kind that arrive while the
+previous batch is under way go together, as one statement, in the next batch.
 
 A write waits for its batch to commit, so what a caller is answered is stored, as
 before. The batch takes the commit's flush and the locks it needs (a site's stream
 head) once for all of its writes: under load, batches grow and each write costs less;
-a write that arrives alone goes at once, in a batch of one.
+a write that arrives alone goes at once, in a batch of one. A read in a batch starts
+after its caller asked, so it sees every write committed before.
 
 When a batch fails for any reason but an unavailable database, each of its writes is
 tried again alone, so that one bad write fails only its own caller.

@@ -1,6 +1,7 @@
 """Queries on the site registry (`sites`) and the site keys (`site_keys`).
 
 Functions of a Connection, run by `Database.read` or `Database.write`; none commits.
+`Standings` makes the read that every request of a site makes, on either backend.
 """
 
 from collections.abc import Iterable
@@ -10,7 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from obsrelay.store.database import Statement
+from obsrelay.store.batching import Batches
+from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import site_keys, sites
 
 
@@ -73,9 +75,45 @@ _SITE_STANDING = sa.select(
 )
 
 
-# Read on every request of a site (`Database.fetch`): {"site": name} gives one row,
-# whether the site is registered and whether it has an active key.
-STANDING = Statement(_SITE_STANDING)
+_STANDING = Statement(_SITE_STANDING)
+# The standing of each of several sites (`names`), in their order.
+_STANDINGS_ON_POSTGRESQL = Statement(
+    sa.text(
+        """
+        SELECT
+            EXISTS (SELECT FROM sites WHERE sites.name = asked.name) AS registered,
+            EXISTS (
+                SELECT FROM site_keys
+                WHERE site_keys.site = asked.name AND site_keys.revoked_ms IS NULL
+            ) AS keyed
+        FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS asked(name, n)
+        ORDER BY asked.n
+        """
+    )
+)
+
+
+class Standings:
+    """Whether a site is registered and whether it has an active key, read from the store
+    on every request of a site (`Database.fetch`). On PostgreSQL the reads that arrive
+    together share one statement (store/batching.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._postgres = db if isinstance(db, PostgresDatabase) else None
+        self._batches = Batches(self._read_on_postgresql)
+
+    async def of(self, name: str) -> tuple[bool, bool]:
+        """(registered, keyed) for the site `name`."""
+        if self._postgres is not None:
+            return await self._batches.add(name)
+        [row] = await self._db.fetch(_STANDING, {"site": name})
+        return bool(row["registered"]), bool(row["keyed"])
+
+    async def _read_on_postgresql(self, names: list[str]) -> list[tuple[bool, bool]]:
+        assert self._postgres is not None
+        rows = await self._postgres.run(_STANDINGS_ON_POSTGRESQL, {"names": names})
+        return [(bool(row["registered"]), bool(row["keyed"])) for row in rows]
 
 
 def insert_key(conn: sa.Connection, key: KeyRow) -> None:
