@@ -26,3 +26,23 @@ def test_bus_notices_keep_the_json_older_processes_send():
 def test_a_malformed_bus_notice_is_refused(text):
     with pytest.raises(ValueError):
         notices.decode(text)
+
+
+def test_queued_notices_are_sent_as_fewer_with_the_same_news():
+    live = [Live("a", "roof", 1), Live("a", "roof", 2)]
+    queued = [
+        Committed("a", 3),
+        live[0],
+        Committed("b", 9, new_jobs=True),
+        Committed("a", 5, new_jobs=True),
+        live[1],
+        Committed("a", 4),
+        Committed("b", 10),
+    ]
+    assert notices.coalesce(queued) == [
+        Committed("a", 5, new_jobs=True),
+        live[0],
+        Committed("b", 10, new_jobs=True),
+        live[1],
+    ]
+    assert notices.coalesce([]) == []

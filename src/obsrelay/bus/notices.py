@@ -38,6 +38,30 @@ class Resync:
 Notice = Committed | Live | Resync
 
 
+def coalesce(notices: list[Committed | Live]) -> list[Committed | Live]:
+    """The same news in fewer notices: a site's Committed notices become one, at the
+    place of its first, with the newest number and `new_jobs` if any of them had it (a
+    subscriber reads the store from where it was, whatever the number it hears of).
+    Live notices stay as they are, in order."""
+    merged: list[Committed | Live] = []
+    place: dict[str, int] = {}
+    for notice in notices:
+        if isinstance(notice, Live):
+            merged.append(notice)
+            continue
+        at = place.get(notice.site)
+        if at is None:
+            place[notice.site] = len(merged)
+            merged.append(notice)
+            continue
+        earlier = merged[at]
+        assert isinstance(earlier, Committed)
+        merged[at] = Committed(
+            notice.site, max(earlier.seq, notice.seq), earlier.new_jobs or notice.new_jobs
+        )
+    return merged
+
+
 def encode(notice: Committed | Live) -> str:
     """The notice as JSON text for another process."""
     if isinstance(notice, Committed):
