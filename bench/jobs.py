@@ -18,6 +18,11 @@ x echo; on SQLite 0.40 and 0.60.
 With `--baseline DIR` (another checkout, e.g. a `git worktree` of an earlier commit,
 with its own `.venv`), that checkout's server takes its turns in the same rounds, and
 each endpoint is also given as a ratio to it.
+
+With `--processes 2 --redis URL` (and `--postgres`), two server processes of this
+checkout share the database and a Redis bus, and take the load together (the load
+generator spreads its connections over them), beside the one process in the same
+rounds: target (issue 14), two give at least the throughput of one.
 """
 
 import argparse
@@ -43,6 +48,7 @@ from obsrelay.store.schema import job_history, jobs
 POLLED_SITE = "bench-poll"
 NEW_SITE = "bench-new"
 ECHO = "POST /echo (bare FastAPI)"
+SEVERAL = "several processes"  # the label of --processes' servers
 NEWJOB = "POST /jobs/newjob"
 EMPTY_POLL = "POST /jobs/getnewjobs (empty)"
 # Each endpoint's target as a ratio of the echo ceiling, per backend (issue 14).
@@ -105,14 +111,18 @@ async def seed_finished_jobs(database_url: str, count: int) -> None:
         await db.close()
 
 
-def load(url: str, method: str, body: str, connections: int, seconds: float) -> dict[str, Any]:
+def load(
+    url: str | list[str], method: str, body: str, connections: int, seconds: float
+) -> dict[str, Any]:
+    """One load generator's figures for `url` (or for the same endpoint on several servers,
+    the connections spread over them)."""
+    urls = [url] if isinstance(url, str) else url
     out = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.loadgen",
-            "--url",
-            url,
+            *(part for each in urls for part in ("--url", each)),
             "--method",
             method,
             "--body",
@@ -151,6 +161,10 @@ def _scenarios() -> list[tuple[str, str, str, str]]:
 
 
 ECHO_BODY = json.dumps({"site": POLLED_SITE, "device": "camera", "action": "expose"})
+
+
+def _urls(processes: list[ServerProcess], path: str) -> list[str]:
+    return [server.url + path for server in processes]
 
 
 def _medians(runs: list[dict[str, Any]]) -> tuple[float, float, float, int]:
@@ -217,23 +231,41 @@ def main() -> None:
         help="Another checkout, with its own .venv (make .venv/.installed): its server "
         "is measured in the same rounds, and each endpoint compared with it.",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="With more than 1 (and --postgres, --redis): that many server processes of "
+        "this checkout on one database, the connections spread over them, measured beside "
+        "the one process in the same rounds.",
+    )
+    parser.add_argument("--redis", help="The bus of this checkout's servers (a Redis URL).")
     args = parser.parse_args()
+    if args.processes > 1 and not (args.postgres and args.redis):
+        parser.error("several processes share PostgreSQL and a Redis bus: give both")
+    bus = {"OBSRELAY_BUS_URL": args.redis} if args.redis else {}
 
     workdir = Path(tempfile.mkdtemp(prefix="obsrelay-bench-"))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"backend: {backend}; seeding {args.finished_jobs} finished jobs ...", flush=True)
     checkouts = {"this checkout": Path(__file__).resolve().parent.parent}
+    if args.processes > 1:
+        checkouts[SEVERAL] = checkouts["this checkout"]
     if args.baseline:
         checkouts["baseline"] = args.baseline.resolve()
     scratch: list[str] = []
-    servers = {}
+    servers: dict[str, list[ServerProcess]] = {}
     servers_to_stop: list[ServerProcess] = []
     try:
         for label, checkout in checkouts.items():
             url, scratch_db = _fresh_database(args, workdir, checkout)
             scratch += [scratch_db] if scratch_db else []
             python = str(checkout / ".venv" / "bin" / "python")
-            servers[label] = start_server(url, workdir, python=python, measured=False)
+            count = args.processes if label == SEVERAL else 1
+            servers[label] = [
+                start_server(url, workdir, python=python, measured=False, **bus)
+                for _ in range(count)
+            ]
         echo_server = start_server(
             None,
             workdir,
@@ -251,18 +283,18 @@ def main() -> None:
             label: {name: [] for name, *_ in scenarios} for label in servers
         }
         load(echo_url, "POST", ECHO_BODY, args.connections, 1.0)  # warm up
-        for server in servers.values():
+        for processes in servers.values():
             for _, method, path, body in scenarios:
-                load(server.url + path, method, body, args.connections, 1.0)
+                load(_urls(processes, path), method, body, args.connections, 1.0)
         for _ in range(args.rounds):
             echo_rounds.append(load(echo_url, "POST", ECHO_BODY, args.connections, args.seconds))
             for name, method, path, body in scenarios:
-                for label, server in servers.items():
+                for label, processes in servers.items():
                     rounds[label][name].append(
-                        load(server.url + path, method, body, args.connections, args.seconds)
+                        load(_urls(processes, path), method, body, args.connections, args.seconds)
                     )
     finally:
-        for server in [*servers.values(), *servers_to_stop]:
+        for server in [*(one for each in servers.values() for one in each), *servers_to_stop]:
             server.stop()
         for name in scratch:
             asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -273,11 +305,18 @@ def main() -> None:
     )
     for label in servers:
         _print_table(f"{label}: {setup}", rounds[label], echo_rounds, backend)
-    if args.baseline:
-        print(f"\nthis checkout / baseline ({args.baseline}), per round, medians:")
+    for label, title in (
+        (SEVERAL, f"{args.processes} processes / 1 process"),
+        ("baseline", f"this checkout / baseline ({args.baseline})"),
+    ):
+        if label not in rounds:
+            continue
+        print(f"\n{title}, per round, medians:")
         print(f"{'endpoint':32} {'req/s':>9} {'p50':>8} {'p99':>8}")
         for name, *_ in scenarios:
-            pairs = list(zip(rounds["this checkout"][name], rounds["baseline"][name], strict=True))
+            pairs = list(zip(rounds[label][name], rounds["this checkout"][name], strict=True))
+            if label == "baseline":
+                pairs = [(ours, theirs) for theirs, ours in pairs]
             print(
                 f"{name:32} "
                 + " ".join(

@@ -2,7 +2,9 @@
 
 Run in its own process so that it does not share a core's event loop with the server:
     python -m bench.loadgen --url http://127.0.0.1:8000/healthz --seconds 5
-It prints one JSON object: requests, errors, seconds, rps, p50_ms, p99_ms.
+It prints one JSON object: requests, errors, seconds, rps, p50_ms, p99_ms. With several
+`--url`s (the same endpoint on several server processes), the connections are spread
+over them in turn.
 """
 
 import argparse
@@ -49,19 +51,27 @@ async def _connection(
         writer.close()
 
 
-async def run(
-    url: str, method: str, body: bytes, connections: int, seconds: float
-) -> dict[str, Any]:
+def _target(url: str, method: str, body: bytes) -> tuple[str, int, bytes]:
+    """(host, port, the request's bytes) for `url`."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = build_request(method, f"{host}:{port}", path, body)
+    return host, port, build_request(method, f"{host}:{port}", path, body)
+
+
+async def run(
+    urls: list[str], method: str, body: bytes, connections: int, seconds: float
+) -> dict[str, Any]:
+    targets = [_target(url, method, body) for url in urls]
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
-        *(_connection(host, port, request, deadline, latencies, errors) for _ in range(connections))
+        *(
+            _connection(*targets[number % len(targets)], deadline, latencies, errors)
+            for number in range(connections)
+        )
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -81,7 +91,7 @@ async def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append")
     parser.add_argument("--method", default="GET")
     parser.add_argument("--body", default="", help="The raw body; no Content-Type is sent.")
     parser.add_argument("--connections", type=int, default=16)
