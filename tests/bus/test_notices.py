@@ -30,7 +30,7 @@ def test_a_malformed_bus_notice_is_refused(text):
 
 def test_queued_notices_are_sent_as_fewer_with_the_same_news():
     live = [Live("a", "roof", 1), Live("a", "roof", 2)]
-    queued = [
+    queued: list[Committed | Live] = [
         Committed("a", 3),
         live[0],
         Committed("b", 9, new_jobs=True),
