@@ -1,13 +1,14 @@
-"""The job queue's two commonest writes, each in as few round trips as its backend allows.
+"""The job queue's hot writes, each in as few round trips as its backend allows: a new
+job, a status the site reports (and the read it is decided on), and a claim.
 
-A new job, and a status the site reports, are written with the job's event on its
-site's stream, in one transaction:
+Each is written with the jobs' events on their site's stream, in one transaction:
 
 - PostgreSQL: one statement, sent on asyncpg directly (`PostgresDatabase.run`) in
   autocommit, where a statement is its own transaction. The writes of one kind that
   arrive together go in one statement (`store/batching.py`), which takes each site's
   stream numbers once for all of them and holds that lock only for itself and its
   commit (ADR 0009).
+  A claim is two statements in one transaction (its events need the jobs it took).
 - SQLite: the shared queries of `store/jobs.py` and `store/stream.py` in a write
   transaction, which SQLite group-commits with the others of the same moment.
 
@@ -44,10 +45,6 @@ _POSTGRESQL = make_url("postgresql://").get_dialect()()
 T = TypeVar("T")
 
 
-def _queue_columns(queue: Queue) -> tuple[str, str, str]:
-    return f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms"
-
-
 def _typed(names: list[str]) -> list[tuple[str, str]]:
     """Each column of `jobs` in `names` with its PostgreSQL type."""
     return [(name, jobs.c[name].type.compile(dialect=_POSTGRESQL)) for name in names]
@@ -62,8 +59,7 @@ def _unnest(name: str, columns: list[tuple[str, str]]) -> str:
 
 
 _COLUMNS = [column.name for column in jobs.c]
-_QUEUE_COLUMNS = [column for queue in Queue for column in _queue_columns(queue)]
-_EVENT = [("site", "text"), ("data", "text")]
+_QUEUE_COLUMNS = [column for queue in Queue for column in queries.queue_columns(queue)]
 
 # New jobs, each column an array, and their events.
 _INSERT_ON_POSTGRESQL = Statement(
@@ -83,7 +79,9 @@ def _set_if_changed(queue: Queue) -> str:
     """SQL: `queue`'s columns set from the input where the input changes `queue`."""
     return ", ".join(
         f"{column} = CASE input.queue WHEN '{queue}' THEN input.{value} ELSE jobs.{column} END"
-        for column, value in zip(_queue_columns(queue), ("status", "seconds", "at_ms"), strict=True)
+        for column, value in zip(
+            queries.queue_columns(queue), ("status", "seconds", "at_ms"), strict=True
+        )
     )
 
 
@@ -101,7 +99,8 @@ _CHANGE_ON_POSTGRESQL = Statement(
                     ("seconds", "integer"),
                     ("at_ms", "bigint"),
                     ("source", "text"),
-                    *_EVENT,
+                    ("site", "text"),
+                    ("data", "text"),
                     *[(f"was_{name}", kind) for name, kind in _typed(_QUEUE_COLUMNS)],
                 ],
             )
@@ -129,37 +128,8 @@ _CLAIM_ON_POSTGRESQL = {queue: Statement(queries.claim_on_postgresql(queue)) for
 _APPEND_ON_POSTGRESQL = Statement(APPEND_ON_POSTGRESQL)
 
 
-def _queues_row(job: Job) -> dict[str, Any]:
-    """The columns of both of `job`'s queues."""
-    return {
-        column: value
-        for queue in Queue
-        for column, value in zip(
-            _queue_columns(queue), _state_values(job.state(queue)), strict=True
-        )
-    }
-
-
-def _state_values(state: QueueState) -> tuple[str, int, int]:
-    return state.status, state.seconds_until_complete, state.updated_ms
-
-
-def _job_row(job: Job) -> dict[str, Any]:
-    """`job` as the parameters of its row, JSON as text (as both drivers take it)."""
-    return {
-        "ulid": job.ulid,
-        "site": job.site,
-        "created_ms": job.created_ms,
-        "device_type": job.device_type,
-        "device_instance": job.device_instance,
-        "action": job.action,
-        "required_params": json.dumps(job.required_params),
-        "optional_params": json.dumps(job.optional_params),
-        "user_id": job.user.user_id,
-        "user_name": job.user.user_name,
-        "user_roles": json.dumps(list(job.user.roles)),
-        **_queues_row(job),
-    }
+def _job_row_as_text(job: Job) -> dict[str, Any]:
+    return queries.job_row(job, json.dumps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +207,7 @@ class JobWrites:
             return number
 
         def store(conn: sa.Connection) -> int:
-            _INSERT_ON_SQLITE.run_in(conn, _job_row(job))
+            _INSERT_ON_SQLITE.run_in(conn, _job_row_as_text(job))
             return append_events(conn, job.site, self._topic, [data], job.created_ms)
 
         return await self._db.write(store)
@@ -253,7 +223,8 @@ class JobWrites:
             return await self._changes.add(_Change(read, queue, to, source, data))
 
         def change(conn: sa.Connection) -> int | None:
-            unchanged = [jobs.c[name] == value for name, value in _queues_row(read).items()]
+            was = queries.queues_row(read)
+            unchanged = [jobs.c[name] == value for name, value in was.items()]
             where = [jobs.c.ulid == read.ulid, *unchanged]
             if not queries.change_status(conn, queue, cause, to, source, where):
                 return None
@@ -334,7 +305,7 @@ class JobWrites:
 
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None
-        rows = [{**_job_row(new.job), "data": new.data} for new in batch]
+        rows = [{**_job_row_as_text(new.job), "data": new.data} for new in batch]
         params = {**_columns_of(rows), "topic": self._topic}
         found = await self._postgres.run(_INSERT_ON_POSTGRESQL, params)
         return _numbers(found, len(batch))
@@ -351,7 +322,7 @@ class JobWrites:
                 "source": change.source,
                 "site": change.read.site,
                 "data": change.data,
-                **{f"was_{name}": value for name, value in _queues_row(change.read).items()},
+                **{f"was_{name}": value for name, value in queries.queues_row(change.read).items()},
             }
             for change in batch
         ]

@@ -29,14 +29,43 @@ _UNREAD = _literal(UNREAD)
 
 
 def _status(queue: Queue) -> sa.Column[Any]:
-    return jobs.c[f"{queue}_status"]
+    return jobs.c[queue_columns(queue)[0]]
+
+
+def queue_columns(queue: Queue) -> tuple[str, str, str]:
+    """The names of `queue`'s columns: its status, seconds and update time."""
+    return f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms"
 
 
 def _queue_values(queue: Queue, state: QueueState) -> dict[str, Any]:
+    values = (state.status, state.seconds_until_complete, state.updated_ms)
+    return dict(zip(queue_columns(queue), values, strict=True))
+
+
+def queues_row(job: Job) -> dict[str, Any]:
+    """The columns of both of `job`'s queues."""
     return {
-        f"{queue}_status": state.status,
-        f"{queue}_seconds": state.seconds_until_complete,
-        f"{queue}_updated_ms": state.updated_ms,
+        **_queue_values(Queue.PRIMARY, job.primary),
+        **_queue_values(Queue.ALTERNATE, job.alternate),
+    }
+
+
+def job_row(job: Job, encode_json: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
+    """`job` as the columns of its row; `encode_json` writes the JSON columns (as text for
+    a driver called directly; SQLAlchemy encodes them itself)."""
+    return {
+        "ulid": job.ulid,
+        "site": job.site,
+        "created_ms": job.created_ms,
+        "device_type": job.device_type,
+        "device_instance": job.device_instance,
+        "action": job.action,
+        "required_params": encode_json(job.required_params),
+        "optional_params": encode_json(job.optional_params),
+        "user_id": job.user.user_id,
+        "user_name": job.user.user_name,
+        "user_roles": encode_json(list(job.user.roles)),
+        **queues_row(job),
     }
 
 
@@ -93,24 +122,7 @@ def job_from_columns(m: Mapping[Any, Any], decode: Callable[[Any], Any] = _as_is
 
 
 def insert_job(conn: sa.Connection, job: Job) -> None:
-    conn.execute(
-        _INSERT_JOB,
-        {
-            "ulid": job.ulid,
-            "site": job.site,
-            "created_ms": job.created_ms,
-            "device_type": job.device_type,
-            "device_instance": job.device_instance,
-            "action": job.action,
-            "required_params": job.required_params,
-            "optional_params": job.optional_params,
-            "user_id": job.user.user_id,
-            "user_name": job.user.user_name,
-            "user_roles": list(job.user.roles),
-            **_queue_values(Queue.PRIMARY, job.primary),
-            **_queue_values(Queue.ALTERNATE, job.alternate),
-        },
-    )
+    conn.execute(_INSERT_JOB, job_row(job))
 
 
 def _insert_history(conn: sa.Connection, entries: Iterable[tuple[str, HistoryEntry]]) -> None:
@@ -272,7 +284,7 @@ def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
     changed = (
         jobs.update()
         .where(jobs.c.ulid.in_(_picked(pick)), _leaving(queue, Cause.CLAIM))
-        .values({_status(queue): status, f"{queue}_seconds": seconds, f"{queue}_updated_ms": at_ms})
+        .values(dict(zip(queue_columns(queue), (status, seconds, at_ms), strict=True)))
         .returning(*jobs.c)
         .cte("changed")
     )
