@@ -37,6 +37,8 @@ import websockets
 from tests.helpers import newjob_body, newlog_body, raw
 from tests.servers import free_port, fresh_postgres_database
 
+from bench import SMOKE_NOTE
+
 SITE = "mrc1"
 ROOT = Path(__file__).resolve().parent.parent
 SURROGATE = '"\\ud800"'  # a JSON escape that Python reads as a lone surrogate
@@ -447,8 +449,9 @@ def long_poll_hoarding(build: Build) -> str:
             held: Held = []
             await asyncio.gather(*(_hold(port, request, held) for _ in range(1100)))
             probes: list[str] = []
-            for at in (2, 8):
-                await asyncio.sleep(at - (2 if probes else 0))
+            first, second = WAITS.hoarding_probes
+            for at in (first, second):
+                await asyncio.sleep(at - (first if probes else 0))
                 probes.append(await _probe(server.url, forwarded("198.51.100.7")))
             for _, writer in held:
                 writer.close()
@@ -460,7 +463,8 @@ def long_poll_hoarding(build: Build) -> str:
 
 def slowloris(build: Build) -> str:
     """1,000 requests that never finish their headers; counted still open after 15 s."""
-    with serve(build) as server:
+    timeout = WAITS.slowloris_request_timeout
+    with serve(build, **({"REQUEST_TIMEOUT": timeout} if timeout else {})) as server:
         server.add_site(SITE)
         port = int(server.url.rsplit(":", 1)[1])
         partial = b"POST /jobs/getnewjobs HTTP/1.1\r\nHost: x\r\n"
@@ -468,7 +472,7 @@ def slowloris(build: Build) -> str:
         async def attack() -> tuple[int, str]:
             held: Held = []
             await asyncio.gather(*(_hold(port, partial, held) for _ in range(1000)))
-            await asyncio.sleep(15)
+            await asyncio.sleep(WAITS.slowloris)
             probe = await _probe(server.url, {})
             waiting = await asyncio.gather(*(_still_waiting(reader) for reader, _ in held))
             open_now = sum(waiting)
@@ -477,7 +481,8 @@ def slowloris(build: Build) -> str:
             return open_now, probe
 
         open_now, probe = asyncio.run(attack())
-        return f"{open_now} of 1,000 still open after 15 s; another user's poll then: {probe}"
+        after = f"{WAITS.slowloris:g} s"
+        return f"{open_now} of 1,000 still open after {after}; another user's poll then: {probe}"
 
 
 def big_frames(build: Build) -> str:
@@ -571,13 +576,13 @@ def database_outage(build: Build) -> str:
                 loads = [threading.Thread(target=load, args=(server.url,)) for _ in range(4)]
                 for thread in loads:
                     thread.start()
-                time.sleep(1)
+                time.sleep(WAITS.outage_settle)
                 outage.set()
                 proxy.cut()
-                time.sleep(10)
+                time.sleep(WAITS.outage)
                 proxy.restore()
                 outage.clear()
-                time.sleep(3)
+                time.sleep(WAITS.outage_after)
                 stop.set()
                 for thread in loads:
                     thread.join()
@@ -589,6 +594,31 @@ def database_outage(build: Build) -> str:
                 )
         finally:
             proxy.close()
+
+
+@dataclass(frozen=True)
+class Waits:
+    """How long the attacks that are about time wait, in seconds. A smoke run shortens
+    them, and the server's request timeout with the slowloris's, to show only that the
+    attacks still run."""
+
+    slowloris: float = 15.0
+    slowloris_request_timeout: str | None = None  # None: the server's default
+    hoarding_probes: tuple[float, float] = (2.0, 8.0)
+    outage: float = 10.0
+    outage_settle: float = 1.0
+    outage_after: float = 3.0
+
+
+SMOKE_WAITS = Waits(
+    slowloris=2.0,
+    slowloris_request_timeout="1",
+    hoarding_probes=(0.5, 1.0),
+    outage=1.0,
+    outage_settle=0.5,
+    outage_after=1.0,
+)
+WAITS = Waits()
 
 
 ATTACKS: dict[str, Callable[[Build], str]] = {
@@ -632,6 +662,11 @@ def main() -> None:
     parser.add_argument("--before", default="dd33bf5", help="The commit to compare against.")
     parser.add_argument("--only", action="append", help="Run only this attack (repeatable).")
     parser.add_argument("--postgres", default=os.environ.get("OBSRELAY_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="Every attack against this checkout only, without the older build.",
+    )
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this side holds 1,100 sockets
@@ -644,12 +679,17 @@ def main() -> None:
     chosen = {
         name: attack for name, attack in attacks.items() if not args.only or name in args.only
     }
-    with worktree(args.before) as before_source:
-        builds = [
-            Build(f"before ({args.before})", before_source),
-            Build("after (this checkout)", ROOT),
-        ]
+    with contextlib.ExitStack() as stack:
+        builds = [Build("after (this checkout)", ROOT)]
+        if args.smoke:
+            print(SMOKE_NOTE)
+            global WAITS
+            WAITS = SMOKE_WAITS
+        else:
+            before_source = stack.enter_context(worktree(args.before))
+            builds.insert(0, Build(f"before ({args.before})", before_source))
         print("Every server runs on its defaults (SQLite, auth local) unless the attack says.")
+        failed = []
         for name, attack in chosen.items():
             print(f"\n## {name}: {(attack.__doc__ or '').strip().splitlines()[0]}", flush=True)
             for build in builds:
@@ -657,7 +697,11 @@ def main() -> None:
                     figure = attack(build)
                 except Exception as error:  # a broken build is a figure too
                     figure = f"the attack failed: {type(error).__name__}: {error}"
+                    if build.source == ROOT:
+                        failed.append(name)
                 print(f"  {build.label:24} {figure}", flush=True)
+    if failed:  # on this checkout, a failed attack is a broken benchmark (or server)
+        raise SystemExit(f"attacks that failed on this checkout: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

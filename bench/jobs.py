@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from tests.servers import ServerProcess, _admin, start_server
 
+from bench import SMOKE_NOTE, add_smoke_flag
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs
@@ -240,7 +241,11 @@ def main() -> None:
         "the one process in the same rounds.",
     )
     parser.add_argument("--redis", help="The bus of this checkout's servers (a Redis URL).")
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        print(SMOKE_NOTE)
+        args.finished_jobs, args.rounds, args.seconds = 500, 1, 0.3
     if args.processes > 1 and not (args.postgres and args.redis):
         parser.error("several processes share PostgreSQL and a Redis bus: give both")
     bus = {"OBSRELAY_BUS_URL": args.redis} if args.redis else {}
@@ -248,6 +253,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="obsrelay-bench-"))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"backend: {backend}; seeding {args.finished_jobs} finished jobs ...", flush=True)
+    print(
+        "servers: no user checks and rate limits raised (tests/servers.py TEST_SETTINGS): "
+        "the load generator is one client address",
+        flush=True,
+    )
     checkouts = {"this checkout": Path(__file__).resolve().parent.parent}
     if args.processes > 1:
         checkouts[SEVERAL] = checkouts["this checkout"]
@@ -282,10 +292,11 @@ def main() -> None:
         rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
             label: {name: [] for name, *_ in scenarios} for label in servers
         }
-        load(echo_url, "POST", ECHO_BODY, args.connections, 1.0)  # warm up
+        warm_up = min(1.0, args.seconds)
+        load(echo_url, "POST", ECHO_BODY, args.connections, warm_up)
         for processes in servers.values():
             for _, method, path, body in scenarios:
-                load(_urls(processes, path), method, body, args.connections, 1.0)
+                load(_urls(processes, path), method, body, args.connections, warm_up)
         for _ in range(args.rounds):
             echo_rounds.append(load(echo_url, "POST", ECHO_BODY, args.connections, args.seconds))
             for name, method, path, body in scenarios:
@@ -301,10 +312,15 @@ def main() -> None:
 
     setup = (
         f"{backend}, {args.finished_jobs} finished jobs stored, {args.connections} "
-        f"connections, {args.rounds} interleaved rounds of {args.seconds:.0f} s (medians)"
+        f"connections, {args.rounds} interleaved rounds of {args.seconds:g} s (medians)"
     )
     for label in servers:
         _print_table(f"{label}: {setup}", rounds[label], echo_rounds, backend)
+    failed = sum(
+        run["errors"] for each in rounds.values() for runs in each.values() for run in runs
+    )
+    if failed:  # the figures are of refusals, not of the endpoints
+        raise SystemExit(f"{failed} requests were answered with an error; see the tables above")
     for label, title in (
         (SEVERAL, f"{args.processes} processes / 1 process"),
         ("baseline", f"this checkout / baseline ({args.baseline})"),

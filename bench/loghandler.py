@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tests.servers import free_port, start_server
 
+from bench import SMOKE_NOTE, add_smoke_flag
 from obsrelay.client import ObsrelayLogHandler
 
 TARGET_MS = 1.0
@@ -62,7 +63,11 @@ def report(name: str, took: list[float], dropped: int | None = None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--records", type=int, default=50_000)
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        print(SMOKE_NOTE)
+        args.records = 500
     over: dict[str, int] = {}
 
     baseline = logging.FileHandler("/dev/null")
@@ -72,7 +77,7 @@ def main() -> None:
     baseline.close()
 
     with tempfile.TemporaryDirectory() as workdir:
-        server = start_server(None, Path(workdir))
+        server = start_server(None, Path(workdir), measured=False)
         try:
             handler = ObsrelayLogHandler(server.url, "bench-logs")
             took = time_calls(handler, args.records)

@@ -40,6 +40,7 @@ import uvloop
 from sqlalchemy.engine import make_url
 from tests.servers import _admin
 
+from bench import SMOKE_NOTE, add_smoke_flag
 from obsrelay.bus import open_bus
 from obsrelay.domain.jobs import Identity, NewJob, Queue
 from obsrelay.services.jobs import JobService
@@ -221,7 +222,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--jobs", type=int, default=5000, help="Jobs drained per round.")
     parser.add_argument("--rounds", type=int, default=3)
+    add_smoke_flag(parser)
     args = parser.parse_args()
+    if args.smoke:
+        print(SMOKE_NOTE)
+        args.callers, args.seconds, args.jobs, args.rounds = 4, 0.3, 100, 1
     print(
         f"PostgreSQL; {args.callers} callers, obsrelay on {args.sites} site(s), batch "
         f"{args.batch}, {args.rounds} alternating rounds (medians)",
