@@ -170,6 +170,7 @@ def redis_url() -> str:
 # starting the long ones first keeps one from starting last while the other workers
 # idle. Only the order depends on this list.
 LONGEST_MODULES = (
+    "tests/bench/test_smoke.py",
     "tests/api/test_longpoll.py",
     "tests/system/test_pollers_race.py",
     "tests/api/compat/test_datastream.py",
