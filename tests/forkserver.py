@@ -21,6 +21,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.process
 import os
+import resource
 import runpy
 import subprocess
 import sys
@@ -81,15 +82,22 @@ class ForkedProcess:
 
 
 def run_forked(
-    module: str, args: list[str], env: Mapping[str, str], cwd: Path, output: Path
+    module: str,
+    args: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    output: Path,
+    *,
+    open_files: int | None = None,
 ) -> ForkedProcess:
     """`python -m module *args` in a fork: `env` is its whole environment, `cwd` its
-    working directory, and its stdout and stderr go to the file `output`."""
+    working directory, and its stdout and stderr go to the file `output`; `open_files`,
+    if given, its soft limit of open files."""
     output.write_bytes(b"")  # there, even if the fork fails before it writes
     _start_fork_server()
     process = _context.Process(
         target=_module_in_fork,
-        args=(module, args, dict(env), str(cwd), str(output)),
+        args=(module, args, dict(env), str(cwd), str(output), open_files),
         name=f"python -m {module} {' '.join(args)}",
         # A server a test failed to stop goes when the test worker does.
         daemon=True,
@@ -113,9 +121,12 @@ def _start_fork_server() -> None:
 
 
 def _module_in_fork(
-    module: str, args: list[str], env: dict[str, str], cwd: str, output: str
+    module: str, args: list[str], env: dict[str, str], cwd: str, output: str, open_files: int | None
 ) -> None:
     """In the forked process: becomes `python -m module *args`."""
+    if open_files is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
     log = os.open(output, os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
