@@ -171,6 +171,7 @@ def redis_url() -> str:
 # idle. Only the order depends on this list.
 LONGEST_MODULES = (
     "tests/bench/test_smoke.py",
+    "tests/bench/test_attacks_smoke.py",
     "tests/api/test_longpoll.py",
     "tests/system/test_pollers_race.py",
     "tests/api/compat/test_datastream.py",
