@@ -116,9 +116,9 @@ async def _admin(url: str, statement: str) -> None:
         await engine.dispose()
 
 
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this test session, dropped afterwards."""
+def postgres_admin_url() -> str:
+    """The PostgreSQL server the tests may make databases on (OBSRELAY_TEST_POSTGRES_URL);
+    the test is skipped without it (failed under CI=true)."""
     admin_url = os.environ.get("OBSRELAY_TEST_POSTGRES_URL")
     if not admin_url:
         unavailable(
@@ -126,6 +126,13 @@ def fresh_postgres_database() -> Iterator[str]:
             "postgresql://postgres@127.0.0.1:5432/test"
         )
     assert admin_url
+    return admin_url
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test session, dropped afterwards."""
+    admin_url = postgres_admin_url()
     name = f"obsrelay_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))

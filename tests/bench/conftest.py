@@ -1,21 +1,12 @@
 """Running a benchmark's smoke mode (`--smoke`) as a person would: its own process."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.servers import child_environment, unavailable
+from tests.servers import child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def postgres_admin_url() -> str:
-    url = os.environ.get("OBSRELAY_TEST_POSTGRES_URL")
-    if not url:
-        unavailable("this benchmark needs OBSRELAY_TEST_POSTGRES_URL")
-    assert url
-    return url
 
 
 def run_smoke(module: str, *args: str, **env: str) -> str:

@@ -2,7 +2,8 @@
 mode, a run of a few seconds whose figures are not judged. A benchmark that breaks (a
 server that refuses its load, a changed API, a crash) fails here."""
 
-from tests.bench.conftest import postgres_admin_url, run_smoke
+from tests.bench.conftest import run_smoke
+from tests.servers import postgres_admin_url
 
 
 def test_the_http_benchmark_runs():
