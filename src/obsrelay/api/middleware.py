@@ -2,6 +2,7 @@
 and time limits, the one-line-per-request log, and the HTTP metrics."""
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -31,8 +32,11 @@ class TrustedProxies:
     def __init__(self, app: ASGIApp, networks: Sequence[Network]) -> None:
         self.app = app
         self.networks = list(networks)
+        # Every request asks about its peer: parsing the address each time cost a few
+        # per cent of a request. Bounded, as forwarded hops are whatever a client wrote.
+        self._trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
 
-    def _trusted(self, address: str) -> bool:
+    def _is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
