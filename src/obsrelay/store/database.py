@@ -175,8 +175,7 @@ class Statement:
     def run_in(self, conn: sa.Connection, params: dict[str, Any]) -> list[Any]:
         """Runs it with the SQLite driver of `conn`, inside the transaction that `conn`
         is in (a `Database.write` on SQLite): its rows, as tuples."""
-        driver = conn.connection.driver_connection
-        assert driver is not None and conn.dialect.name == "sqlite"
+        driver = _driver_of(conn)
         return list(driver.execute(self.sql("sqlite"), self.arguments("sqlite", params)))
 
     async def fetch_on(self, conn: asyncpg.Connection, params: dict[str, Any]) -> list[Any]:
@@ -409,6 +408,9 @@ class SQLiteDatabase(Database):
             self._conn = self._engine.connect()
         return self._conn
 
+    def _loop_driver(self) -> sqlite3.Connection:
+        return _driver_of(self._loop_conn())
+
     def _worker_connection(self) -> sa.Connection:
         if self._worker_conn is None:
             self._worker_conn = self._worker_engine.connect()
@@ -430,14 +432,20 @@ class SQLiteDatabase(Database):
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[Mapping[str, Any]]:
         sql, arguments = statement.sql(self.dialect), statement.arguments(self.dialect, params)
 
-        def fetch(conn: sa.Connection) -> list[Mapping[str, Any]]:
-            driver = conn.connection.driver_connection
-            assert driver is not None
+        def fetch(driver: sqlite3.Connection) -> list[Mapping[str, Any]]:
             cursor = driver.execute(sql, arguments)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-        return await self._read(fetch)
+        # Straight on the loop's connection, without SQLAlchemy's bookkeeping: SQLite in
+        # autocommit begins no transaction for a read. Busy: the worker waits, as `_read`.
+        self._start_checkpointer()
+        try:
+            return fetch(self._loop_driver())
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                raise
+        return await self._read(lambda conn: fetch(_driver_of(conn)))
 
     async def _write(self, fn: Transaction[T]) -> T:
         self._start_checkpointer()
@@ -533,6 +541,13 @@ class SQLiteDatabase(Database):
         self._worker_engine.dispose()
 
 
+def _driver_of(conn: sa.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under `conn`, to call SQLite without SQLAlchemy."""
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
 def _run_read(conn: sa.Connection, fn: Transaction[T]) -> T:
     try:
         return fn(conn)
@@ -548,8 +563,7 @@ def _run_group(conn: sa.Connection, batch: list[_Pending]) -> list[tuple[bool, A
     The transaction control goes straight to the driver: through SQLAlchemy it would
     cost as much as the transactions' own statements.
     """
-    driver = conn.connection.driver_connection
-    assert driver is not None
+    driver = _driver_of(conn)
     driver.execute("BEGIN IMMEDIATE")
     outcomes: list[tuple[bool, Any]] = []
     try:
