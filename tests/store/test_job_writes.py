@@ -169,3 +169,12 @@ async def test_a_claim_stores_nothing_when_its_answer_cannot_be_made(db: Databas
     assert [job.ulid for job in (await claim(str, None)).jobs] == [new[2].ulid]
     assert (await claim(str, None)).jobs == []
     assert len(await _events(db, site)) == 6
+
+
+async def test_more_jobs_at_once_than_one_batch_takes(db: Database, site: str):
+    from obsrelay.store.batching import MAX_BATCH
+
+    writes = JobWrites(db, "job", event_data=_data)
+    new = [_job(site) for _ in range(MAX_BATCH + 20)]
+    numbers = await asyncio.gather(*(writes.insert(job, "{}") for job in new))
+    assert numbers == list(range(1, MAX_BATCH + 21))

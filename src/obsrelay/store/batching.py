@@ -19,6 +19,9 @@ from obsrelay.store.database import DatabaseUnavailable
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+# The most items one statement takes: past this the arrays cost more to send than the
+# batch saves, and the callers after them wait for the next batch.
+MAX_BATCH = 500
 
 
 class Batches(Generic[Item, Result]):
@@ -47,14 +50,16 @@ class Batches(Generic[Item, Result]):
         return await future
 
     def _next_batch(self) -> list[tuple[Item, asyncio.Future[Result]]]:
-        """The pending items (callers that gave up are dropped), but none whose key an
-        earlier one has: those wait for the batch after."""
-        batch, later, keys = [], [], set()
+        """The pending items (callers that gave up are dropped), at most MAX_BATCH, but none
+        whose key an earlier one has: those wait for the batch after."""
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        later: list[tuple[Item, asyncio.Future[Result]]] = []
+        keys: set[Hashable] = set()
         for item, future in self._pending:
             if future.done():
                 continue
             key = self._key(item)
-            if key in keys:
+            if key in keys or len(batch) >= MAX_BATCH:
                 later.append((item, future))
             else:
                 keys.add(key)
