@@ -7,7 +7,8 @@ a reader that has seen number n has seen every number below it.
 
 Every change of a site waits for that lock, so it is taken as late as can be: on
 PostgreSQL the numbers are taken and the events stored in one statement, which is
-the last of its transaction (one round trip and the commit while it is held).
+the last of its transaction (one round trip and the commit while it is held), or is
+the whole of it (`append_each_on_postgresql`, the batches of store/job_writes.py).
 """
 
 from typing import Any
@@ -51,10 +52,11 @@ APPEND_ON_POSTGRESQL = sa.text(
 
 
 def append_each_on_postgresql(before: str, source: str) -> sa.TextClause:
-    """PostgreSQL: a statement that changes other tables (`before`: its CTEs, `name AS
-    (...)`, comma-separated) and stores an event for each row of `source`, one of them,
-    with the columns n (the row's place in the batch), site, data (JSON text) and at_ms,
-    all in one transaction. Each site's events are numbered in the order of n.
+    """PostgreSQL: one statement that changes other tables (`before`: its CTEs, each
+    `name AS (...)`, comma-separated) and stores an event for each row of `source` (the
+    name of one of those CTEs, with the columns n, the row's place in the batch, site,
+    data as JSON text, and at_ms), all in one transaction. Each site's events are
+    numbered in the order of n.
 
     Its rows: (n, seq), the number each row of `source` got. The sites' stream heads
     are taken in the order of their names, so that two such statements never wait for
