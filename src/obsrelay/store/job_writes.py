@@ -18,7 +18,6 @@ the job's queues are still as read (compare and set). Otherwise nothing is store
 the caller decides again on the job as it is now.
 """
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,11 +34,7 @@ from obsrelay.store import jobs as queries
 from obsrelay.store.batching import Batches
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import jobs
-from obsrelay.store.stream import (
-    APPEND_ON_POSTGRESQL,
-    append_each_on_postgresql,
-    append_events,
-)
+from obsrelay.store.stream import append_each_on_postgresql, append_events, append_events_on
 
 _POSTGRESQL = make_url("postgresql://").get_dialect()()
 T = TypeVar("T")
@@ -125,7 +120,6 @@ _GET_JOBS_ON_POSTGRESQL = Statement(
     sa.select(jobs).where(jobs.c.ulid == sa.func.any(sa.bindparam("ulids", type_=ARRAY(sa.Text))))
 )
 _CLAIM_ON_POSTGRESQL = {queue: Statement(queries.claim_on_postgresql(queue)) for queue in Queue}
-_APPEND_ON_POSTGRESQL = Statement(APPEND_ON_POSTGRESQL)
 
 
 def _job_row_as_text(job: Job) -> dict[str, Any]:
@@ -135,7 +129,7 @@ def _job_row_as_text(job: Job) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Claimed(Generic[T]):
     """What a claim took (oldest first), the answer made of it, and the jobs' events:
-    their data, numbered from `first_seq` on."""
+    their data, numbered from `first_seq` on (0 when it took nothing)."""
 
     jobs: list[Job]
     answer: T
@@ -249,9 +243,6 @@ class JobWrites:
         events, in one transaction; `answer(jobs)` is made inside it, so that if it
         raises nothing is stored."""
 
-        def events(claimed: list[Job], first_seq: int, answered: T) -> Claimed[T]:
-            return Claimed(claimed, answered, [self._event_data(job) for job in claimed], first_seq)
-
         if self._postgres is not None:
             params = {
                 "site": site,
@@ -266,16 +257,15 @@ class JobWrites:
             claim = _CLAIM_ON_POSTGRESQL[queue]
 
             async def claim_on_postgresql(conn: asyncpg.Connection) -> Claimed[T]:
-                rows = await conn.fetch(
-                    claim.sql("postgresql"), *claim.arguments("postgresql", params)
-                )
+                rows = await claim.fetch_on(conn, params)
                 claimed = [queries.job_from_columns(row, json.loads) for row in rows]
-                taken = events(claimed, 0, answer(claimed))
-                if not claimed:
-                    return taken
-                event = self._event(site, taken.data, to.updated_ms)
-                numbers = await _APPEND_ON_POSTGRESQL.fetch_on(conn, event)
-                return dataclasses.replace(taken, first_seq=min(row["seq"] for row in numbers))
+                answered, data = answer(claimed), [self._event_data(job) for job in claimed]
+                first = (
+                    await append_events_on(conn, site, self._topic, data, to.updated_ms)
+                    if claimed
+                    else 0
+                )
+                return Claimed(claimed, answered, data, first)
 
             return await self._postgres.in_transaction(claim_on_postgresql)
 
@@ -285,23 +275,11 @@ class JobWrites:
             )
             if claim_id is not None:
                 queries.record_claim(conn, claim_id, queue, claimed, to.updated_ms)
-            taken = events(claimed, 0, answer(claimed))
-            if not claimed:
-                return taken
-            first = append_events(conn, site, self._topic, taken.data, to.updated_ms)
-            return dataclasses.replace(taken, first_seq=first)
+            answered, data = answer(claimed), [self._event_data(job) for job in claimed]
+            first = append_events(conn, site, self._topic, data, to.updated_ms) if claimed else 0
+            return Claimed(claimed, answered, data, first)
 
         return await self._db.write(claim_on_sqlite)
-
-    def _event(self, site: str, data: list[str], at_ms: int) -> dict[str, Any]:
-        """The parameters of the stream's append statement."""
-        return {
-            "site": site,
-            "count": len(data),
-            "topic": self._topic,
-            "items": data,
-            "at_ms": at_ms,
-        }
 
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None

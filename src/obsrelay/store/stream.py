@@ -13,6 +13,7 @@ the whole of it (`append_each_on_postgresql`, the batches of store/job_writes.py
 
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -36,7 +37,7 @@ _RESERVE_ON_SQLITE = Statement(
 # PostgreSQL: the numbers taken and the events stored in one statement (item k of the
 # array, counted from 1, is numbered last - count + k). Parameters: site, count, topic,
 # items (each event's data as JSON text), at_ms.
-APPEND_ON_POSTGRESQL = sa.text(
+_APPEND_ON_POSTGRESQL = sa.text(
     """
     WITH head AS (
         INSERT INTO stream_heads (site, last_seq) VALUES (:site, :count)
@@ -49,6 +50,9 @@ APPEND_ON_POSTGRESQL = sa.text(
     RETURNING seq
     """
 ).bindparams(sa.bindparam("items", type_=postgresql.ARRAY(sa.Text)))
+
+
+_APPEND_DIRECT = Statement(_APPEND_ON_POSTGRESQL)
 
 
 def append_each_on_postgresql(before: str, source: str) -> sa.TextClause:
@@ -91,20 +95,28 @@ def append_events(conn: sa.Connection, site: str, topic: str, items: list[str], 
     """Stores `items` (each event's data as JSON text) as the next events of `site`'s
     stream, in order; returns the first one's number. Call it last in the transaction:
     the site's stream is locked from here to the commit."""
-    params = {"site": site, "count": len(items)}
     if conn.dialect.name == "postgresql":
-        numbers: list[int] = list(
-            conn.execute(
-                APPEND_ON_POSTGRESQL, {**params, "topic": topic, "items": items, "at_ms": at_ms}
-            ).scalars()
-        )
+        params = _append_params(site, topic, items, at_ms)
+        numbers: list[int] = list(conn.execute(_APPEND_ON_POSTGRESQL, params).scalars())
         return min(numbers)
-    [(last,)] = _RESERVE_ON_SQLITE.run_in(conn, params)
+    [(last,)] = _RESERVE_ON_SQLITE.run_in(conn, {"site": site, "count": len(items)})
     first: int = last - len(items) + 1
     for offset, data in enumerate(items):
         event = {"site": site, "seq": first + offset, "topic": topic, "data": data, "at_ms": at_ms}
         _INSERT_EVENT_ON_SQLITE.run_in(conn, event)
     return first
+
+
+async def append_events_on(
+    conn: asyncpg.Connection, site: str, topic: str, items: list[str], at_ms: int
+) -> int:
+    """`append_events` on a PostgreSQL connection of `PostgresDatabase.in_transaction`."""
+    numbers = await _APPEND_DIRECT.fetch_on(conn, _append_params(site, topic, items, at_ms))
+    return min(int(row["seq"]) for row in numbers)
+
+
+def _append_params(site: str, topic: str, items: list[str], at_ms: int) -> dict[str, Any]:
+    return {"site": site, "count": len(items), "topic": topic, "items": items, "at_ms": at_ms}
 
 
 def events_after(conn: sa.Connection, site: str, seq: int, limit: int) -> list[sa.Row[Any]]:
