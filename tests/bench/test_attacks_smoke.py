@@ -1,7 +1,7 @@
 """The attacks of bench/attacks.py all still run against this checkout (in their smoke
 mode: without the older build, with their waits shortened and their servers forked)."""
 
-from tests.bench.conftest import run_smoke
+from tests.bench.smoke import run_smoke
 from tests.servers import postgres_admin_url
 
 

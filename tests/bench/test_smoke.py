@@ -2,7 +2,7 @@
 mode, a run of a few seconds whose figures are not judged. A benchmark that breaks (a
 server that refuses its load, a changed API, a crash) fails here."""
 
-from tests.bench.conftest import run_smoke
+from tests.bench.smoke import run_smoke
 from tests.servers import postgres_admin_url
 
 
