@@ -72,6 +72,11 @@ class JobPage:
     next_after: str | None
 
 
+def _event_data(job: Job) -> str:
+    """A job's event on its site's stream: the job as it is now."""
+    return encode(job.to_data())
+
+
 def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[StreamEvent]:
     """Adds each changed job, as it is now, to its site's datastream log."""
     by_site: dict[str, list[Job]] = {}
@@ -81,7 +86,7 @@ def _job_events(conn: sa.Connection, jobs: list[Job], now_ms: int) -> list[Strea
         event
         for site, changed in by_site.items()
         for event in EventLog.append(
-            conn, site, TOPIC_JOB, [encode(job.to_data()) for job in changed], now_ms
+            conn, site, TOPIC_JOB, [_event_data(job) for job in changed], now_ms
         )
     ]
 
@@ -125,7 +130,7 @@ class JobService:
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
         self._empty = EmptyQueues(empty_hint_seconds)
-        self._writes = JobWrites(db, TOPIC_JOB, event_data=lambda job: encode(job.to_data()))
+        self._writes = JobWrites(db, TOPIC_JOB, event_data=_event_data)
 
     def on_notice(self, notice: Notice) -> None:
         """The bus handler: another process's new job (or the bus came back)."""
@@ -171,7 +176,7 @@ class JobService:
         if new.is_cancel_all:
             submitted = await self._db.write(cancel_all)
         else:
-            data = encode(job.to_data())
+            data = _event_data(job)
             seq = await self._writes.insert(job, data)
             submitted = Submitted(job, events=[StreamEvent(job.site, TOPIC_JOB, data, seq)])
         self._empty.new_jobs(job.site)  # before anyone hears of it, here or elsewhere
@@ -293,7 +298,7 @@ class JobService:
                 job, events = read, []
                 break
             job = read.with_state(queue, state)
-            data = encode(job.to_data())
+            data = _event_data(job)
             seq = await self._writes.change_if_unchanged(
                 read, queue, Cause.REPORT, state, source, data
             )
