@@ -50,7 +50,11 @@ def queues_row(job: Job) -> dict[str, Any]:
     }
 
 
-def job_row(job: Job, encode_json: Callable[[Any], Any] = lambda value: value) -> dict[str, Any]:
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def job_row(job: Job, encode_json: Callable[[Any], Any] = _as_is) -> dict[str, Any]:
     """`job` as the columns of its row; `encode_json` writes the JSON columns (as text for
     a driver called directly; SQLAlchemy encodes them itself)."""
     return {
@@ -95,10 +99,6 @@ def _picked(pick: sa.Select[tuple[str]]) -> sa.Select[tuple[str]]:
 
 def row_to_job(row: sa.Row[Any]) -> Job:
     return job_from_columns(row._mapping)
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 def job_from_columns(m: Mapping[Any, Any], decode: Callable[[Any], Any] = _as_is) -> Job:
