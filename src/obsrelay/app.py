@@ -181,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
             db=db,
             bus=bus,
             events=events,
-            hub=Hub(events),
+            hub=Hub(events, batch_seconds=settings.stream_batch_ms / 1000),
             waiters=waiters,
             jobs=jobs,
             messages=MessageService(

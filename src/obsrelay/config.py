@@ -241,6 +241,13 @@ class Settings(BaseSettings):
         ge=4096,
         description="Bytes a websocket client may fall behind before it is closed (1013).",
     )
+    stream_batch_ms: int = Field(
+        40,
+        ge=0,
+        le=1000,
+        description="Under load, a site's stream events are sent at most this often, "
+        "batched: the first after a quiet spell goes out at once (0: never held).",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -1,11 +1,13 @@
-"""The datastream's event log: numbers per site, visible in commit order (both backends)."""
+"""The datastream's event log: numbers per site, visible in commit order; and the Hub's
+batches under load (both backends)."""
 
 import asyncio
 import time
 
 import sqlalchemy as sa
 
-from obsrelay.services.stream import EventLog, encode
+from obsrelay.bus.memory import MemoryBus
+from obsrelay.services.stream import EventLog, Hub, Rendered, StreamEvent, encode
 from obsrelay.store.database import Database
 
 
@@ -64,3 +66,91 @@ async def test_sites_are_numbered_apart(db: Database, events: EventLog, site: st
     await db.write(append)
     assert [e.seq for e in await events.read_after(site, 0)] == [1, 2]
     assert [(e.seq, e.data_json) for e in await events.read_after(other, 0)] == [(1, "3")]
+
+
+class _Recorder:
+    """A subscriber that keeps each batch it is offered: (seq or topic) per event."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.batches: list[list[object]] = []
+        self.joined: list[bytes] = []
+        self._unread: asyncio.Queue[list[object]] = asyncio.Queue()
+
+    @staticmethod
+    def render(event: StreamEvent) -> bytes:
+        return f"<{event.seq}>".encode()
+
+    def offer(self, batch: Rendered) -> None:
+        self.batches.append([event.seq or event.topic for event, _ in batch.items])
+        self.joined.append(batch.joined)
+        self._unread.put_nowait(self.batches[-1])
+
+    async def replay(self, event: StreamEvent, frame: bytes) -> None:
+        raise AssertionError("not replaying here")
+
+    async def next_batch(self) -> list[object]:
+        return await asyncio.wait_for(self._unread.get(), 10)
+
+
+async def _following(db: Database, site: str, batch_seconds: float):
+    """A Hub on the memory bus with a _Recorder subscribed to `site`, and the event log."""
+    bus = MemoryBus()
+    events = EventLog(db, bus)
+    hub = Hub(events, batch_seconds=batch_seconds)
+    await hub.start()
+    await bus.start(hub.on_notice)
+    recorder = _Recorder(site)
+    await hub.subscribe(recorder)
+    return hub, events, recorder
+
+
+async def _post(db: Database, events: EventLog, site: str, count: int) -> None:
+    def append(conn: sa.Connection) -> list[StreamEvent]:
+        data = [encode({"i": i}) for i in range(count)]
+        return EventLog.append(conn, site, "userstatus", data, _now_ms())
+
+    await events.announce(await db.write(append))
+
+
+async def test_under_load_a_sites_events_go_out_in_one_batch_after_the_first(
+    db: Database, site: str
+):
+    # A long hold, so that what the test posts meanwhile is surely held.
+    hub, events, recorder = await _following(db, site, batch_seconds=0.5)
+    try:
+        await _post(db, events, site, 1)
+        assert await recorder.next_batch() == [1]  # the first after a quiet spell: at once
+        for _ in range(3):
+            await _post(db, events, site, 1)
+        # Held, then sent together, in order, each once.
+        assert await recorder.next_batch() == [2, 3, 4]
+        assert recorder.joined[-1] == b"<2><3><4>"
+        assert recorder.batches == [[1], [2, 3, 4]]
+    finally:
+        await hub.close()
+
+
+async def test_a_live_event_during_a_hold_follows_the_stored_ones_before_it(
+    db: Database, site: str
+):
+    hub, events, recorder = await _following(db, site, batch_seconds=0.5)
+    try:
+        await _post(db, events, site, 1)
+        assert await recorder.next_batch() == [1]
+        await _post(db, events, site, 2)  # held
+        await events.publish_live(site, "sitestatus", {"ok": True})
+        assert await recorder.next_batch() == [2, 3]
+        assert await recorder.next_batch() == ["sitestatus"]
+    finally:
+        await hub.close()
+
+
+async def test_without_a_hold_every_notice_is_read_at_once(db: Database, site: str):
+    hub, events, recorder = await _following(db, site, batch_seconds=0)
+    try:
+        for seq in (1, 2, 3):
+            await _post(db, events, site, 1)
+            assert await recorder.next_batch() == [seq]
+    finally:
+        await hub.close()

@@ -26,7 +26,7 @@ from obsrelay.auth.access import Action
 from obsrelay.domain.errors import ObsrelayError
 from obsrelay.domain.values import INT_MAX
 from obsrelay.metrics import Metrics
-from obsrelay.services.stream import Hub, Render, StreamEvent
+from obsrelay.services.stream import Hub, Render, Rendered, StreamEvent
 from obsrelay.store.database import DatabaseUnavailable
 
 log = logging.getLogger("obsrelay.datastream")
@@ -65,14 +65,14 @@ class Connection:
         self.close_code = 1000
         self._writer = writer
         self._max_buffer = max_buffer
-        self._held: list[tuple[StreamEvent, bytes]] = []
+        self._held: list[Rendered] = []
         self._held_bytes = 0
         self._counters = counters
 
-    def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
+    def offer(self, batch: Rendered) -> None:
         if self.replaying:
-            self._held += batch
-            self._held_bytes += sum(len(frame) for _, frame in batch)
+            self._held.append(batch)
+            self._held_bytes += len(batch.joined)
             if self._held_bytes > self._max_buffer:
                 self._overflow()
             return
@@ -94,20 +94,18 @@ class Connection:
     def end_replay(self) -> None:
         self.replaying = False
         held, self._held, self._held_bytes = self._held, [], 0
-        self._put(held)
+        for batch in held:
+            self._put(batch)
 
-    def _put(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
+    def _put(self, batch: Rendered) -> None:
         if self.ended.is_set():
             return
-        frames = []
-        for event, frame in batch:
-            if event.site != self.site or not frame:
-                continue  # another site's, or not for this stream (see Render)
-            if event.seq is not None:
-                if event.seq <= self.cursor:
-                    continue  # already given (by the replay)
-                self.cursor = event.seq
-            frames.append(frame)
+        if batch.news_to(self.site, self.cursor):
+            # The usual case, and the cheap one: all of it, joined once for all.
+            frames, joined = batch.frames, batch.joined
+            self.cursor = batch.last_seq or self.cursor
+        else:
+            frames, joined = self._unseen(batch), None
         if not frames:
             return
         if self._writer.buffered() > self._max_buffer:
@@ -115,8 +113,22 @@ class Connection:
             return
         # One write for all the frames of a batch: under load, batches grow and the
         # cost per frame falls.
-        self._writer.write(frames)
+        self._writer.write(frames, joined)
         self._counters.frames_sent.inc(len(frames))
+
+    def _unseen(self, batch: Rendered) -> list[bytes]:
+        """The frames of `batch` this connection was not given yet (after a replay or a
+        move), advancing its cursor."""
+        frames = []
+        for event, frame in batch.items:
+            if event.site != self.site or not frame:
+                continue  # another site's, or not for this stream (see Render)
+            if event.seq is not None:
+                if event.seq <= self.cursor:
+                    continue  # already given (by the replay)
+                self.cursor = event.seq
+            frames.append(frame)
+        return frames
 
     def _overflow(self) -> None:
         if not self.ended.is_set():

@@ -39,12 +39,15 @@ class FrameWriter:
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
 
-    def write(self, frames: list[bytes]) -> bool:
-        """Writes whole frames in one write, without waiting; False once closing."""
+    def write(self, frames: list[bytes], joined: bytes | None = None) -> bool:
+        """Writes whole frames in one write, without waiting; False once closing.
+
+        `joined`: the same frames already in one piece, when the caller has them so.
+        """
         protocol = self._protocol
         if protocol.close_sent or protocol.disconnected or protocol.transport.is_closing():
             return False
-        protocol.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        protocol.transport.write(joined if joined is not None else b"".join(frames))
         return True
 
     def buffered(self) -> int:
@@ -82,7 +85,7 @@ class AsgiFrameWriter:
         self._room.set()
         self._sender = asyncio.get_running_loop().create_task(self._send_forever())
 
-    def write(self, frames: list[bytes]) -> bool:
+    def write(self, frames: list[bytes], joined: bytes | None = None) -> bool:
         if self._closed or self._sender.done():
             return False
         for frame in frames:

@@ -116,14 +116,43 @@ class EventLog:
 Render = Callable[[StreamEvent], bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A batch of one site's events, in order, rendered for one kind of stream.
+
+    `frames` are the batch's frames (the empty ones left out), and `joined` the same in
+    one piece, for a subscriber that has none of its events yet (`news_to`): every
+    subscriber but one that is replaying.
+    """
+
+    site: str
+    items: list[tuple[StreamEvent, bytes]]
+    frames: list[bytes]
+    joined: bytes
+    first_seq: int | None  # the lowest stored event's number, None if only live ones
+    last_seq: int | None
+
+    @classmethod
+    def of(cls, site: str, events: list[StreamEvent], render: Render) -> "Rendered":
+        items = [(event, render(event)) for event in events]
+        stored = [event.seq for event in events if event.seq is not None]
+        frames = [frame for _, frame in items if frame]
+        first, last = min(stored, default=None), max(stored, default=None)
+        return cls(site, items, frames, b"".join(frames), first, last)
+
+    def news_to(self, site: str, cursor: int) -> bool:
+        """Whether a subscriber of `site` that was given up to `cursor` needs all of it."""
+        return site == self.site and (self.first_seq is None or self.first_seq > cursor)
+
+
 class Subscriber(Protocol):
     """A receiver of one site's events (a websocket connection), and how it renders them."""
 
     site: str
     render: Render
 
-    def offer(self, batch: list[tuple[StreamEvent, bytes]]) -> None:
-        """Takes events, in order, with their rendered frames, without waiting."""
+    def offer(self, batch: Rendered) -> None:
+        """Takes events, in order, rendered by its renderer, without waiting."""
 
     async def replay(self, event: StreamEvent, frame: bytes) -> None:
         """Takes a replayed event, waiting for room if it has to."""
@@ -141,6 +170,8 @@ class _Feed:
     stale: bool = False
     # Live-only events that came while stored ones were being read: they follow those.
     waiting_live: list[StreamEvent] = field(default_factory=list)
+    # The loop's time before which the next read waits (see Hub: batches under load).
+    next_read_at: float = 0.0
 
     def add(self, subscriber: Subscriber) -> None:
         self.subscribers.setdefault(subscriber.render, set()).add(subscriber)
@@ -155,7 +186,7 @@ class _Feed:
     def fan_out(self, events: list[StreamEvent]) -> None:
         """Gives `events` to every subscriber, rendered once per renderer."""
         for render, alike in list(self.subscribers.items()):
-            batch = [(event, render(event)) for event in events]
+            batch = Rendered.of(self.site, events, render)
             for subscriber in list(alike):
                 subscriber.offer(batch)
 
@@ -165,11 +196,20 @@ class Hub:
 
     One read of the store per notification and site serves every subscriber; each
     event is rendered (to the bytes subscribers send) once per renderer.
+
+    Under load the reads of a site are paced: the first event after a quiet spell goes
+    out at once, and the next read of that site waits until `batch_seconds` after the
+    last one, taking everything committed meanwhile as one batch. Each subscriber is
+    sent a batch in one write, so the writes per second stay bounded by the pace, not
+    by the rate of events (see docs/adr/0010).
     """
 
-    def __init__(self, log_: EventLog, recheck_seconds: float = 1.0) -> None:
+    def __init__(
+        self, log_: EventLog, recheck_seconds: float = 1.0, batch_seconds: float = 0.0
+    ) -> None:
         self._log = log_
         self._recheck_seconds = recheck_seconds
+        self._batch_seconds = batch_seconds
         self._feeds: dict[str, _Feed] = {}
         self._opening: dict[str, asyncio.Future[_Feed]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -270,14 +310,19 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     async def _read(self, feed: _Feed) -> None:
-        """Reads and fans out every event after the feed's position."""
+        """Reads and fans out every event after the feed's position, paced."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                wait = feed.next_read_at - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 feed.stale = False
                 events = await self._log.read_after(feed.site, feed.last_seq, _PAGE)
                 if events:
                     feed.fan_out(events)
                     feed.last_seq = events[-1].seq or feed.last_seq
+                    feed.next_read_at = loop.time() + self._batch_seconds
                 if len(events) < _PAGE and not feed.stale:
                     return
         except DatabaseUnavailable:
