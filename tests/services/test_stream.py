@@ -68,18 +68,19 @@ async def test_sites_are_numbered_apart(db: Database, events: EventLog, site: st
     assert [(e.seq, e.data_json) for e in await events.read_after(other, 0)] == [(1, "3")]
 
 
+def _render(event: StreamEvent) -> bytes:
+    return f"<{event.seq}>".encode()
+
+
 class _Recorder:
     """A subscriber that keeps each batch it is offered: (seq or topic) per event."""
 
     def __init__(self, site: str) -> None:
         self.site = site
+        self.render = _render
         self.batches: list[list[object]] = []
         self.joined: list[bytes] = []
         self._unread: asyncio.Queue[list[object]] = asyncio.Queue()
-
-    @staticmethod
-    def render(event: StreamEvent) -> bytes:
-        return f"<{event.seq}>".encode()
 
     def offer(self, batch: Rendered) -> None:
         self.batches.append([event.seq or event.topic for event, _ in batch.items])
