@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 
 from obsrelay.bus.memory import MemoryBus
-from obsrelay.services.stream import EventLog, Hub, Rendered, StreamEvent, encode
+from obsrelay.services.stream import EventLog, Hub, Render, Rendered, StreamEvent, encode
 from obsrelay.store.database import Database
 
 
@@ -77,7 +77,7 @@ class _Recorder:
 
     def __init__(self, site: str) -> None:
         self.site = site
-        self.render = _render
+        self.render: Render = _render
         self.batches: list[list[object]] = []
         self.joined: list[bytes] = []
         self._unread: asyncio.Queue[list[object]] = asyncio.Queue()
