@@ -9,11 +9,17 @@ after its caller asked, so it sees every write committed before.
 
 When a batch fails for any reason but an unavailable database, each of its writes is
 tried again alone, so that one bad write fails only its own caller.
+
+A batch statement takes its rows as one array per column (`columns_of`), unnested in
+SQL (`unnest_cte`), and answers the event number each row got (`event_numbers`).
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from obsrelay.store.database import DatabaseUnavailable
 
@@ -22,6 +28,34 @@ Result = TypeVar("Result")
 # The most items one statement takes: past this the arrays cost more to send than the
 # batch saves, and the callers after them wait for the next batch.
 MAX_BATCH = 500
+_POSTGRESQL = make_url("postgresql://").get_dialect()()
+
+
+def typed_columns(table: sa.Table, names: list[str]) -> list[tuple[str, str]]:
+    """Each column of `table` in `names` with its PostgreSQL type."""
+    return [(name, table.c[name].type.compile(dialect=_POSTGRESQL)) for name in names]
+
+
+def unnest_cte(name: str, columns: list[tuple[str, str]]) -> str:
+    """SQL: CTE `name`, the rows of the arrays passed as the parameters named after
+    `columns` (name, PostgreSQL type), each numbered n from 1."""
+    arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in columns)
+    names = ", ".join(column for column, _ in columns)
+    return f"{name} AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS {name}({names}, n))"
+
+
+def columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The rows' values as one array per column (the batch statements' parameters)."""
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def event_numbers(found: list[Any], count: int) -> list[int | None]:
+    """The event number of each of `count` items, from the (n, seq) rows of a batch
+    statement; None for an item that stored nothing."""
+    numbers: list[int | None] = [None] * count
+    for row in found:
+        numbers[row["n"] - 1] = int(row["seq"])
+    return numbers
 
 
 class Batches(Generic[Item, Result]):

@@ -26,31 +26,22 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import make_url
 
 from obsrelay.domain.jobs import Job, Queue, QueueState
 from obsrelay.domain.lifecycle import Cause
 from obsrelay.store import jobs as queries
-from obsrelay.store.batching import Batches
+from obsrelay.store.batching import (
+    Batches,
+    columns_of,
+    event_numbers,
+    typed_columns,
+    unnest_cte,
+)
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import jobs
 from obsrelay.store.stream import append_each_on_postgresql, append_events, append_events_on
 
-_POSTGRESQL = make_url("postgresql://").get_dialect()()
 T = TypeVar("T")
-
-
-def _typed(names: list[str]) -> list[tuple[str, str]]:
-    """Each column of `jobs` in `names` with its PostgreSQL type."""
-    return [(name, jobs.c[name].type.compile(dialect=_POSTGRESQL)) for name in names]
-
-
-def _unnest(name: str, columns: list[tuple[str, str]]) -> str:
-    """SQL: CTE `name`, the rows of the arrays passed as the parameters named after
-    `columns` (name, PostgreSQL type), each numbered n from 1."""
-    arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in columns)
-    names = ", ".join(column for column, _ in columns)
-    return f"{name} AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY AS {name}({names}, n))"
 
 
 _COLUMNS = [column.name for column in jobs.c]
@@ -59,7 +50,7 @@ _QUEUE_COLUMNS = [column for queue in Queue for column in queries.queue_columns(
 # New jobs, each column an array, and their events.
 _INSERT_ON_POSTGRESQL = Statement(
     append_each_on_postgresql(
-        f"""{_unnest("new", [*_typed(_COLUMNS), ("data", "text")])},
+        f"""{unnest_cte("new", [*typed_columns(jobs, _COLUMNS), ("data", "text")])},
         stored_jobs AS (
             INSERT INTO jobs ({", ".join(_COLUMNS)})
             SELECT {", ".join(_COLUMNS)} FROM new ORDER BY n
@@ -85,7 +76,7 @@ def _set_if_changed(queue: Queue) -> str:
 _CHANGE_ON_POSTGRESQL = Statement(
     append_each_on_postgresql(
         f"""{
-            _unnest(
+            unnest_cte(
                 "input",
                 [
                     ("ulid", "text"),
@@ -96,7 +87,7 @@ _CHANGE_ON_POSTGRESQL = Statement(
                     ("source", "text"),
                     ("site", "text"),
                     ("data", "text"),
-                    *[(f"was_{name}", kind) for name, kind in _typed(_QUEUE_COLUMNS)],
+                    *[(f"was_{name}", kind) for name, kind in typed_columns(jobs, _QUEUE_COLUMNS)],
                 ],
             )
         },
@@ -150,20 +141,6 @@ class _Change:
     to: QueueState
     source: str
     data: str
-
-
-def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The rows' values as one array per column (the batch statements' parameters)."""
-    return {name: [row[name] for row in rows] for name in rows[0]}
-
-
-def _numbers(found: list[Any], count: int) -> list[int | None]:
-    """The event number of each of `count` items, from the (n, seq) rows of a batch
-    statement; None for an item that stored nothing."""
-    numbers: list[int | None] = [None] * count
-    for row in found:
-        numbers[row["n"] - 1] = int(row["seq"])
-    return numbers
 
 
 class JobWrites:
@@ -284,9 +261,9 @@ class JobWrites:
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None
         rows = [{**_job_row_as_text(new.job), "data": new.data} for new in batch]
-        params = {**_columns_of(rows), "topic": self._topic}
+        params = {**columns_of(rows), "topic": self._topic}
         found = await self._postgres.run(_INSERT_ON_POSTGRESQL, params)
-        return _numbers(found, len(batch))
+        return event_numbers(found, len(batch))
 
     async def _change_on_postgresql(self, batch: list[_Change]) -> list[int | None]:
         assert self._postgres is not None
@@ -304,6 +281,6 @@ class JobWrites:
             }
             for change in batch
         ]
-        params = {**_columns_of(rows), "topic": self._topic}
+        params = {**columns_of(rows), "topic": self._topic}
         found = await self._postgres.run(_CHANGE_ON_POSTGRESQL, params)
-        return _numbers(found, len(batch))
+        return event_numbers(found, len(batch))
