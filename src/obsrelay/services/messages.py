@@ -1,23 +1,23 @@
 """User status messages: post one, read recent ones, page through them, forget old ones.
 
 Every message is kept and streamed, however many share a second: each has its own
-ULID. A message is stored and added to its site's datastream log in one transaction.
+ULID. A message is stored and added to its site's datastream log in one transaction
+(store/message_writes.py).
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from obsrelay.domain import messages as rules
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.messages import Message
 from obsrelay.metrics import Metrics
 from obsrelay.services.alerts import Alerts
-from obsrelay.services.stream import TOPIC_MESSAGE, EventLog, StreamEvent, encode
+from obsrelay.services.stream import TOPIC_MESSAGE, EventLog, encode
 from obsrelay.store import messages as queries
 from obsrelay.store.database import Database
+from obsrelay.store.message_writes import MessageWrites
 
 DAY_SECONDS = 86400.0
 
@@ -46,6 +46,7 @@ class MessageService:
         self._retention = retention_seconds
         self._clock = clock
         self._ulids = MonotonicUlids()
+        self._writes = MessageWrites(db, TOPIC_MESSAGE)
 
     def _oldest_kept(self) -> float:
         return self._clock() - self._retention
@@ -74,13 +75,9 @@ class MessageService:
             for text, level, timestamp in items
         ]
 
-        def store(conn: sa.Connection) -> list[StreamEvent]:
-            for message in batch:
-                queries.insert_message(conn, message)
-            data = [encode(message.to_data()) for message in batch]
-            return EventLog.append(conn, site, TOPIC_MESSAGE, data, now_ms)
-
-        await self._events.announce(await self._db.write(store))
+        data = [encode(message.to_data()) for message in batch]
+        first = await self._writes.insert(site, batch, data, now_ms)
+        await self._events.announce(EventLog.numbered(site, TOPIC_MESSAGE, data, first))
         for message in batch:
             self._metrics.messages.labels(site, message.level).inc()
         self._alerts.messages(batch)

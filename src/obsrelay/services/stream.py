@@ -75,6 +75,11 @@ class EventLog:
         if not items:
             return []
         first = queries.append_events(conn, site, topic, items, now_ms)
+        return EventLog.numbered(site, topic, items, first)
+
+    @staticmethod
+    def numbered(site: str, topic: str, items: list[str], first: int) -> list[StreamEvent]:
+        """The events of `items` (data as JSON text), stored in order from number `first`."""
         return [StreamEvent(site, topic, data, first + offset) for offset, data in enumerate(items)]
 
     async def announce(

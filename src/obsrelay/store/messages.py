@@ -14,17 +14,19 @@ def _to_message(row: sa.Row[Any]) -> Message:
     return Message(row.ulid, row.site, row.timestamp, row.level, row.message)
 
 
+def message_row(message: Message) -> dict[str, Any]:
+    """The message as a row of the messages table."""
+    return {
+        "ulid": message.ulid,
+        "site": message.site,
+        "timestamp": message.timestamp,
+        "level": message.level,
+        "message": message.message,
+    }
+
+
 def insert_message(conn: sa.Connection, message: Message) -> None:
-    conn.execute(
-        _INSERT,
-        {
-            "ulid": message.ulid,
-            "site": message.site,
-            "timestamp": message.timestamp,
-            "level": message.level,
-            "message": message.message,
-        },
-    )
+    conn.execute(_INSERT, message_row(message))
 
 
 def messages_since(conn: sa.Connection, site: str, after_timestamp: float) -> list[Message]:
