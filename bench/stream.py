@@ -136,8 +136,9 @@ def _start_servers(
     here = Path(__file__).resolve().parent.parent
     sockets = args.subscribers + 16
     backend = "PostgreSQL" if args.postgres else "SQLite"
+    bus = "Redis bus" if args.redis else "memory bus"
     print(
-        f"obsrelay servers: {backend}, rate limits raised, max_sockets_per_client={sockets} "
+        f"obsrelay servers: {backend}, {bus}, rate limits raised, max_sockets_per_client={sockets} "
         f"(the subscribers share one client address), stream_batch_ms={args.batch_ms}",
         flush=True,
     )
@@ -167,7 +168,8 @@ def _start_servers(
             start_server(url, workdir, python=python, measured=False, **env) for _ in range(count)
         ]
 
-    servers[THIS] = obsrelay(here, 1)
+    # With --redis, the one process uses the same bus as the several: only their number differs.
+    servers[THIS] = obsrelay(here, 1, args.redis)
     if args.processes > 1:
         servers[f"{args.processes} processes"] = obsrelay(here, args.processes, args.redis)
     if args.baseline:
