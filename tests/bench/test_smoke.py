@@ -15,6 +15,12 @@ def test_the_datastream_benchmark_runs_with_its_subscribers_let_in():
     output = run_smoke("bench.stream")
     assert "max_sockets_per_client=" in output  # it says how it set the server up
     assert "highest rate with nothing lost: 50 msg/s" in output
+    assert "ceiling, held like obsrelay" in output  # the bare broadcast server ran too
+
+
+def test_the_idle_memory_benchmark_runs():
+    output = run_smoke("bench.idle")
+    assert "long-polls" in output and "KiB per idle datastream socket" in output
 
 
 def test_the_latency_benchmark_runs():
