@@ -176,7 +176,7 @@ def _start_servers(
     if args.processes > 1:
         servers[f"{args.processes} processes"] = obsrelay(here, args.processes, args.redis)
     if args.baseline:
-        servers[BASELINE] = obsrelay(args.baseline.resolve(), 1)
+        servers[BASELINE] = obsrelay(args.baseline.resolve(), 1, args.redis)
     return servers
 
 
