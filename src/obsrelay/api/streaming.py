@@ -21,7 +21,7 @@ from starlette.websockets import WebSocketState
 
 from obsrelay.api.deps import services_of
 from obsrelay.api.permissions import credentials as credentials_of
-from obsrelay.api.wsframes import AsgiFrameWriter, FrameWriter, frame_writer_for
+from obsrelay.api.wsframes import StreamWriter, frame_writer_for
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import ObsrelayError
 from obsrelay.domain.values import INT_MAX
@@ -52,7 +52,7 @@ class Connection:
         websocket: WebSocket,
         site: str,
         render: Render,
-        writer: FrameWriter | AsgiFrameWriter,
+        writer: StreamWriter,
         max_buffer: int,
         counters: "StreamCounters",
     ) -> None:

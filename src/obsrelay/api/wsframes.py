@@ -13,7 +13,7 @@ datastream falls back to plain ASGI sends (`AsgiFrameWriter`).
 """
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -31,6 +31,18 @@ def encode_text_frame(payload: bytes) -> bytes:
     else:
         header = bytes((0x81, 127)) + length.to_bytes(8, "big")
     return header + payload
+
+
+class StreamWriter(Protocol):
+    """What a stream connection writes its frames with (FrameWriter or AsgiFrameWriter)."""
+
+    def write(self, frames: list[bytes], joined: bytes | None = None) -> bool: ...
+
+    def buffered(self) -> int: ...
+
+    async def wait_writable(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class FrameWriter:
@@ -123,6 +135,6 @@ def _payload(frame: bytes) -> bytes:
     return frame[start:]
 
 
-def frame_writer_for(websocket: WebSocket) -> FrameWriter | AsgiFrameWriter:
+def frame_writer_for(websocket: WebSocket) -> StreamWriter:
     writer = websocket.scope.get("extensions", {}).get(EXTENSION)
     return writer if isinstance(writer, FrameWriter) else AsgiFrameWriter(websocket)
