@@ -262,11 +262,9 @@ class JobService:
             claim_id=claim_id,
         )
         claimed, answered = received.jobs, received.answer
-        events = [
-            StreamEvent(site, TOPIC_JOB, data, received.first_seq + offset)
-            for offset, data in enumerate(received.data)
-        ]
-        await self._events.announce(events)
+        await self._events.announce(
+            EventLog.numbered(site, TOPIC_JOB, received.data, received.first_seq)
+        )
         if claimed:
             self._metrics.jobs_claimed.labels(site, queue).inc(len(claimed))
             waited = self._metrics.claim_wait_seconds.labels(queue)
