@@ -5,8 +5,8 @@ allows (as store/job_writes.py does for jobs).
   arrive together go in one statement (`store/batching.py`), which takes each site's
   stream numbers once for all of them (ADR 0009). A post's messages are one item of a
   batch: if the batch fails, each post is stored again alone, all or nothing.
-- SQLite: `store/messages.py` and `store/stream.py` in a write transaction, which SQLite
-  group-commits with the others of the same moment.
+- SQLite: the messages and their events (`store/stream.py`), written by the driver in a
+  write transaction, which SQLite group-commits with the others of the same moment.
 """
 
 from dataclasses import dataclass
@@ -37,6 +37,9 @@ _INSERT_ON_POSTGRESQL = Statement(
 )
 
 
+_INSERT_ON_SQLITE = Statement(messages.insert())
+
+
 @dataclass(frozen=True, slots=True)
 class _Post:
     """One post's messages, each one's event (JSON text), and the events' time."""
@@ -63,7 +66,7 @@ class MessageWrites:
 
         def store(conn: sa.Connection) -> int:
             for message in batch:
-                queries.insert_message(conn, message)
+                _INSERT_ON_SQLITE.run_in(conn, queries.message_row(message))
             return append_events(conn, site, self._topic, data, at_ms)
 
         return await self._db.write(store)

@@ -7,8 +7,6 @@ import sqlalchemy as sa
 from obsrelay.domain.messages import Message
 from obsrelay.store.schema import messages
 
-_INSERT = messages.insert()
-
 
 def _to_message(row: sa.Row[Any]) -> Message:
     return Message(row.ulid, row.site, row.timestamp, row.level, row.message)
@@ -23,10 +21,6 @@ def message_row(message: Message) -> dict[str, Any]:
         "level": message.level,
         "message": message.message,
     }
-
-
-def insert_message(conn: sa.Connection, message: Message) -> None:
-    conn.execute(_INSERT, message_row(message))
 
 
 def messages_since(conn: sa.Connection, site: str, after_timestamp: float) -> list[Message]:
