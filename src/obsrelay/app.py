@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from obsrelay import __version__
 from obsrelay.api import console, docs, ops
@@ -121,6 +122,15 @@ def app_from_environment() -> FastAPI:
     faster (see api/wsframes.py).
     """
     return create_app(load_settings())
+
+
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -251,6 +261,9 @@ def create_app(settings: Settings) -> FastAPI:
         # Served by api/docs.py from the package, not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry is off, whatever the environment says: obsrelay
+        # reports through /metrics and its logs, which keep tokens out (ADR 0011).
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     install_error_handlers(app)
     # Routes are matched in order: the site software's polls and posts come first.

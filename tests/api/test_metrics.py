@@ -4,9 +4,11 @@ exist."""
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
+from opentelemetry import trace
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import newjob_body, raw
@@ -119,3 +121,31 @@ def test_the_alert_rules_name_metrics_that_exist(http: httpx.Client, site: str):
         named = set(re.findall(r"\bobsrelay_[a-z_]+", rule["expr"]))
         assert named, rule["alert"]
         assert named <= exposed, f"{rule['alert']} names {named - exposed}"
+
+
+class _RecordingTracerProvider(trace.TracerProvider):
+    """A tracer provider that is configured, as an SDK's would be, and counts its tracers."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        self.asked += 1
+        return trace.NoOpTracer()
+
+
+def test_fastapis_own_telemetry_stays_off_with_a_tracer_provider_configured(
+    sqlite_url, tmp_path, monkeypatch
+):
+    # obsrelay reports through /metrics and its logs (ADR 0011): a provider that another
+    # library configures in the process must not make FastAPI trace every request.
+    provider = _RecordingTracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    app = InProcessApp(sqlite_url, tmp_path)
+    try:
+        with app.client() as http:
+            assert http.get("/healthz").status_code == 200
+            assert http.post("/logs/newlog", content=b"{").status_code == 400
+    finally:
+        app.close()
+    assert provider.asked == 0
