@@ -297,10 +297,13 @@ def main() -> None:
         for processes in servers.values():
             for _, method, path, body in scenarios:
                 load(_urls(processes, path), method, body, args.connections, warm_up)
-        for _ in range(args.rounds):
+        for number in range(args.rounds):
             echo_rounds.append(load(echo_url, "POST", ECHO_BODY, args.connections, args.seconds))
+            # Each round the servers take their turns in the other order: a server that
+            # goes first (a write-heavy turn after another's) is not always the same one.
+            turns = list(servers.items())[:: -1 if number % 2 else 1]
             for name, method, path, body in scenarios:
-                for label, processes in servers.items():
+                for label, processes in turns:
                     rounds[label][name].append(
                         load(_urls(processes, path), method, body, args.connections, args.seconds)
                     )
