@@ -23,14 +23,13 @@ import base64
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from tests.servers import ServerProcess, _admin, register_site, start_server
+from tests.servers import ServerProcess, register_site, start_server
 
 from bench import SMOKE_NOTE, add_smoke_flag
+from bench.scratch import drop_database, new_database
 
 SOCKETS = "datastream sockets"
 LONG_POLLS = "long-polls"
@@ -120,13 +119,7 @@ def measure(
     args: argparse.Namespace, workdir: Path, checkout: Path, kind: str, count: int
 ) -> dict[str, Any]:
     """A fresh server of `checkout`, warmed up, then `count` connections of `kind` held."""
-    scratch = None
-    if args.postgres:
-        scratch = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{scratch}"'))
-        url = make_url(args.postgres).set(database=scratch).render_as_string(False)
-    else:
-        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
+    url, scratch = new_database(args.postgres, workdir)
     sites = [f"idle-{n}" for n in range(args.sites)]
     register_site(url, *sites)
     server = start_server(
@@ -148,7 +141,7 @@ def measure(
     finally:
         server.stop()
         if scratch:
-            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            drop_database(args.postgres, scratch)
     return {
         "kind": kind,
         "count": count,

@@ -26,7 +26,6 @@ rounds: target (issue 14), two give at least the throughput of one.
 """
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -34,14 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from tests.servers import ServerProcess, _admin, start_server
+from tests.servers import ServerProcess, start_server
 
 from bench import SMOKE_NOTE, add_smoke_flag
+from bench.scratch import drop_database, new_database
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.store.database import open_database
 from obsrelay.store.schema import job_history, jobs
@@ -195,13 +193,7 @@ def _fresh_database(
 ) -> tuple[str, str | None]:
     """(URL, scratch PostgreSQL database to drop) of a new database, made, seeded and
     given its sites by `checkout`'s own code, so that its schema is that checkout's."""
-    scratch = None
-    if args.postgres:
-        scratch = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{scratch}"'))
-        url = make_url(args.postgres).set(database=scratch).render_as_string(False)
-    else:
-        url = f"sqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
+    url, scratch = new_database(args.postgres, workdir)
     python = str(checkout / ".venv" / "bin" / "python")
     seed = (
         "import asyncio, sys; from bench.jobs import seed_finished_jobs; "
@@ -311,7 +303,7 @@ def main() -> None:
         for server in [*(one for each in servers.values() for one in each), *servers_to_stop]:
             server.stop()
         for name in scratch:
-            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(args.postgres, name)
 
     setup = (
         f"{backend}, {args.finished_jobs} finished jobs stored, {args.connections} "

@@ -35,15 +35,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from tests.servers import ServerProcess, _admin, start_server
+from tests.servers import ServerProcess, start_server
 
 from bench import SMOKE_NOTE, add_smoke_flag
 from bench.loadgen import _read_response, build_request
+from bench.scratch import drop_database, new_database
 
 SITE = "bench-stream"
 CEILING = "ceiling, sent at once"
@@ -153,13 +152,9 @@ def _start_servers(
         ]
 
     def obsrelay(checkout: Path, count: int, bus: str | None = None) -> list[ServerProcess]:
-        if args.postgres:
-            name = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
-            asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+        url, name = new_database(args.postgres, workdir)
+        if name:
             scratch.append(name)
-            url = make_url(args.postgres).set(database=name).render_as_string(False)
-        else:
-            url = f"sqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
         python = str(checkout / ".venv" / "bin" / "python")
         env: dict[str, Any] = {
             "OBSRELAY_MAX_SOCKETS_PER_CLIENT": str(sockets),
@@ -245,7 +240,7 @@ def main() -> None:
         for server in (one for each in servers.values() for one in each):
             server.stop()
         for name in scratch:
-            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop_database(args.postgres, name)
 
     backend = "PostgreSQL" if args.postgres else "SQLite"
     for label, runs in results.items():
