@@ -20,9 +20,9 @@ import asyncio
 import json
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 
+from bench.echo import run_as_obsrelay_runs
 from obsrelay.api.wsframes import (
     FrameWriter,
     FrameWriterProtocol,
@@ -103,20 +103,8 @@ def main() -> None:
         help="Send at most this often, as obsrelay's OBSRELAY_STREAM_BATCH_MS does.",
     )
     args = parser.parse_args()
-    port = args.port
     broadcast.hold_seconds = args.hold_ms / 1000
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        loop="uvloop",
-        http="httptools",
-        ws=FrameWriterProtocol,
-        ws_per_message_deflate=False,
-    )
+    run_as_obsrelay_runs(app, args.port, ws=FrameWriterProtocol, ws_per_message_deflate=False)
 
 
 if __name__ == "__main__":
