@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import base64
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ServerProcess, register_site, start_server
+from tests.servers import ServerProcess, start_server
 
 from bench import SMOKE_NOTE, add_smoke_flag
 from bench.scratch import drop_database, new_database
@@ -121,11 +122,14 @@ def measure(
     """A fresh server of `checkout`, warmed up, then `count` connections of `kind` held."""
     url, scratch = new_database(args.postgres, workdir)
     sites = [f"idle-{n}" for n in range(args.sites)]
-    register_site(url, *sites)
+    python = str(checkout / ".venv" / "bin" / "python")
+    # By the checkout's own code, so that the schema is that checkout's.
+    register = "import sys; from tests.servers import register_site; register_site(*sys.argv[1:])"
+    subprocess.run([python, "-c", register, url, *sites], cwd=checkout, check=True)
     server = start_server(
         url,
         workdir,
-        python=str(checkout / ".venv" / "bin" / "python"),
+        python=python,
         measured=False,
         OBSRELAY_MAX_SOCKETS_PER_CLIENT=str(count + 16),
         OBSRELAY_MAX_WAITING_PER_CLIENT=str(count + 16),
