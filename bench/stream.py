@@ -50,7 +50,8 @@ HELD_CEILING = "ceiling, held like obsrelay"
 THIS = "this checkout"
 BASELINE = "baseline"
 # The publisher's connections: enough that a post never waits for a free one at 500/s
-# when the server takes 50 ms to answer (PostgreSQL under load); each is a site posting.
+# when the server takes 50 ms to answer (PostgreSQL under load). With 8, the posts
+# queued in the publisher and their wait was counted as the stream's latency.
 PUBLISHERS = 32
 # Each target: (rate in messages/s, p99 in ms) with nothing lost, from one process.
 TARGETS = ((100.0, 100.0), (500.0, 100.0))
@@ -59,8 +60,9 @@ TARGETS = ((100.0, 100.0), (500.0, 100.0))
 async def publish(urls: list[str], rate: float, seconds: float, tag: str) -> int:
     """Posts `rate` messages a second for `seconds`, then END; returns how many it posted.
 
-    Its PUBLISHERS connections are spread over `urls` in turn. END is posted after every other
-    post was answered, so it is the last event of the site's stream on every server.
+    Its PUBLISHERS connections are spread over `urls` in turn. END is posted after
+    every other post was answered: it is the last event of the site's stream on every
+    server.
     """
     connections = []
     for number in range(PUBLISHERS):
