@@ -32,15 +32,14 @@ import itertools
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvloop
 from sqlalchemy.engine import make_url
-from tests.servers import _admin
 
 from bench import SMOKE_NOTE, add_smoke_flag
+from bench.scratch import create_postgres_database, drop_postgres_database
 from obsrelay.bus import open_bus
 from obsrelay.domain.jobs import Identity, NewJob, Queue
 from obsrelay.services.jobs import JobService
@@ -172,18 +171,12 @@ class PgQueuer:
         return done
 
 
-async def scratch_database(admin_url: str) -> tuple[str, str]:
-    name = f"obsrelay_peers_{uuid.uuid4().hex[:8]}"
-    await _admin(admin_url, f'CREATE DATABASE "{name}"')
-    return name, make_url(admin_url).set(database=name).render_as_string(False)
-
-
 async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     made: list[str] = []
     peers: dict[str, Any] = {}
     try:
         for label in ("obsrelay", "PgQueuer"):
-            name, url = await scratch_database(args.postgres)
+            url, name = await create_postgres_database(args.postgres)
             made.append(name)
             peer = Obsrelay(url, args.sites) if label == "obsrelay" else PgQueuer(url, args.callers)
             await peer.start()
@@ -210,7 +203,7 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
         for peer in peers.values():
             await peer.close()
         for name in made:
-            await _admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await drop_postgres_database(args.postgres, name)
 
 
 def main() -> None:

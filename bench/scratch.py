@@ -13,10 +13,19 @@ def new_database(postgres_admin: str | None, workdir: Path) -> tuple[str, str | 
     """(its URL, the PostgreSQL database to drop after the run; None for SQLite)."""
     if not postgres_admin:
         return f"sqlite:///{workdir / f'{uuid.uuid4().hex[:8]}.db'}", None
+    return asyncio.run(create_postgres_database(postgres_admin))
+
+
+async def create_postgres_database(postgres_admin: str) -> tuple[str, str]:
+    """(its URL, its name) of a new database on the server of `postgres_admin`."""
     name = f"obsrelay_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(postgres_admin, f'CREATE DATABASE "{name}"'))
+    await _admin(postgres_admin, f'CREATE DATABASE "{name}"')
     return make_url(postgres_admin).set(database=name).render_as_string(False), name
 
 
 def drop_database(postgres_admin: str, name: str) -> None:
-    asyncio.run(_admin(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_postgres_database(postgres_admin, name))
+
+
+async def drop_postgres_database(postgres_admin: str, name: str) -> None:
+    await _admin(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
