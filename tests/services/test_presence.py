@@ -172,3 +172,18 @@ def test_a_job_with_no_estimate_is_never_overdue():
     assert DEADLINES.flag(state, T0 + 10**9) is None
     assert DEADLINES.flag(QueueState("COMPLETE", 10, T0), T0 + 10**9) is None
     assert DEADLINES.flag(QueueState("UNREAD", 10, T0), T0 + 10**9) is None
+
+
+async def test_a_sighting_being_flushed_while_the_overview_reads_is_not_lost(
+    db: Database, site: str
+):
+    clock = Clock()
+    presence = presence_on(db, clock)
+    await SiteRegistry(db).register(site, "operator")
+    for step in range(30):
+        clock.now_ms += 1_000
+        presence.seen(site, Call.STATUS if step % 2 else Call.POLL_PRIMARY)
+        # The flush commits and forgets its sightings while the overview reads the store:
+        # the overview shows them from one or the other.
+        _, [view] = await asyncio.gather(presence.flush(), presence.overview([site]))
+        assert view.calls[Call.STATUS if step % 2 else Call.POLL_PRIMARY] == clock.now_ms, step

@@ -224,6 +224,9 @@ class Presence:
         """Every registered site (or those of `names` that are), in name order."""
         now = self._clock_ms()
         floor = ulid_floor(now - HELD_WINDOW_MS)
+        # Taken before the store is read: a flush that commits during the read and then
+        # forgets its sightings must not take them out of this view as well.
+        flushing, pending = self._flushing, dict(self._pending)
 
         def read(conn: sa.Connection) -> list[SiteView]:
             registered = site_queries.list_sites(conn, names)
@@ -237,6 +240,7 @@ class Presence:
             return [
                 self._view(
                     row.name,
+                    _merged(flushing.get(row.name), pending.get(row.name)),
                     stored.get(row.name),
                     row.created_ms,
                     unread.get(row.name),
@@ -252,6 +256,7 @@ class Presence:
     def _view(
         self,
         site: str,
+        pending: queries.Sightings | None,
         stored: queries.PresenceRow | None,
         created_ms: int,
         unread: tuple[int, int] | None,
@@ -261,9 +266,8 @@ class Presence:
     ) -> SiteView:
         standing = stored.standing if stored else Standing(False, created_ms, None)
         calls = dict(stored.calls) if stored else dict.fromkeys(Call)
-        # What this process saw since its last flush (or is writing now) is newer than
-        # what the store says.
-        pending = _merged(self._flushing.get(site), self._pending.get(site))
+        # What this process saw since its last flush (`pending`, with what a flush was
+        # writing) is newer than what the store says.
         if pending is not None:
             for call, at in pending.calls.items():
                 calls[call] = max(at, calls[call] or 0)
