@@ -17,6 +17,7 @@ from obsrelay.api.compat.wire import (
 from obsrelay.api.deps import services_of
 from obsrelay.api.errors import response_for
 from obsrelay.api.permissions import access_of, acting_as_site, body_user, ensure
+from obsrelay.api.rawroute import RequestRoute
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import Unavailable
 from obsrelay.domain.jobs import (
@@ -33,7 +34,7 @@ from obsrelay.domain.presence import Call
 from obsrelay.services.jobs import JobService
 
 log = logging.getLogger("obsrelay.api")
-router = APIRouter(prefix="/jobs", tags=["compatible: jobs"])
+router = APIRouter(prefix="/jobs", tags=["compatible: jobs"], route_class=RequestRoute)
 
 NEWJOB_KEYS = (
     "site",

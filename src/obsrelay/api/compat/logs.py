@@ -9,6 +9,7 @@ from obsrelay.api.body import json_object, require
 from obsrelay.api.compat.wire import message_to_wire
 from obsrelay.api.deps import message_service, services_of
 from obsrelay.api.permissions import acting_as_site, ensure
+from obsrelay.api.rawroute import RequestRoute
 from obsrelay.auth.access import Action
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.jobs import validate_site
@@ -16,7 +17,7 @@ from obsrelay.domain.presence import Call
 from obsrelay.domain.values import quote
 from obsrelay.services.messages import MessageService
 
-router = APIRouter(prefix="/logs", tags=["compatible: user status"])
+router = APIRouter(prefix="/logs", tags=["compatible: user status"], route_class=RequestRoute)
 
 
 @router.post("/newlog", summary="Post a user status message (from the site)")
