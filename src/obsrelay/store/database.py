@@ -326,12 +326,24 @@ class PostgresDatabase(Database):
         async with pool.acquire() as conn, conn.transaction():
             return await fn(conn)
 
+    async def connect(self, application_name: str) -> asyncpg.Connection:
+        """A connection of the caller's own, outside both pools (one that LISTENs), named in
+        pg_stat_activity as `application_name`."""
+        connection: asyncpg.Connection = await asyncpg.connect(
+            self._driver_url(),
+            timeout=_CONNECT_TIMEOUT_SECONDS,
+            server_settings={"application_name": application_name},
+        )
+        return connection
+
+    def _driver_url(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_opening:
             if self._pool is None:
-                url = self.engine.url.set(drivername="postgresql")
                 self._pool = await asyncpg.create_pool(
-                    url.render_as_string(hide_password=False),
+                    self._driver_url(),
                     # No floor: asyncpg would restore one in the background, logging a
                     # traceback a second while the server is away (the outage is logged
                     # once, by Outage). Connections are opened as requests need them and

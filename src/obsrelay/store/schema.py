@@ -156,6 +156,15 @@ site_keys = sa.Table(
     sa.Index("ix_site_keys_site", "site"),
 )
 
+# One row, whose version the database's own triggers raise at every change to `sites` or
+# `site_keys`, whoever makes it (migration 0011; store/site_changes.py reads it).
+site_changes = sa.Table(
+    "site_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
 # Each site's signs of life (domain/presence.py): whether it is online, since when,
 # when it was last seen, and when each kind of call last came. Written every few
 # seconds from each process's sightings in memory, never on a request's path.

@@ -1,0 +1,121 @@
+"""Whether the site registry or the site keys changed since a given moment: a version that
+differs after every change, so that what was read of them can be kept until then.
+
+The database announces every change itself (migration 0011): its triggers raise the
+version in `site_changes` and, on PostgreSQL, send a notice. That covers changes made
+by this process, by another server, by the command line, or by an operator's own SQL.
+- SQLite: `version()` reads that row, a few microseconds on the loop's connection.
+- PostgreSQL: a connection of its own LISTENs for the notices, and `version()` is a
+  counter in memory that each notice raises. While that connection is down, and until
+  it is back, `version()` is None: nothing may be kept. A heartbeat on it notices a
+  connection that died without a word (the notices on it may have been lost) within
+  `HEARTBEAT_SECONDS` and a bit.
+
+May touch: the `site_changes` row, and one PostgreSQL connection of its own.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from obsrelay.store.database import Database, PostgresDatabase, Statement
+from obsrelay.store.schema import site_changes
+
+log = logging.getLogger("obsrelay.store")
+
+CHANNEL = "obsrelay_site_changes"
+# The listening connection's name in pg_stat_activity.
+LISTENER_NAME = "obsrelay site changes"
+HEARTBEAT_SECONDS = 5.0
+RETRY_SECONDS = 1.0
+
+_VERSION = Statement(site_changes.select().with_only_columns(site_changes.c.version))
+
+
+class SiteChanges:
+    """The version of the sites and keys as this process can see it (see the module)."""
+
+    async def version(self) -> int | None:
+        """A number that differs after any change; None when changes cannot be followed."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stops following (on PostgreSQL, closes the listening connection)."""
+
+
+class _StoredVersion(SiteChanges):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def version(self) -> int | None:
+        rows = await self._db.fetch(_VERSION, {})
+        return int(rows[0]["version"]) if rows else None
+
+
+class _NoticedVersion(SiteChanges):
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+        self._version = 0
+        self._listening = False
+        self._said_lost = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def version(self) -> int | None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen_forever(), name="site changes")
+        return self._version if self._listening else None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _changed(self, *_notice: object) -> None:
+        self._version += 1
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                if not self._said_lost:
+                    log.warning(
+                        "not following site changes (%s): site standings are read on every "
+                        "request until it is back",
+                        type(error).__name__,
+                    )
+                    self._said_lost = True
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _listen(self) -> None:
+        """Listens until the connection is lost or its heartbeat goes unanswered."""
+        conn = await self._db.connect(LISTENER_NAME)
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        try:
+            await conn.add_listener(CHANNEL, self._changed)
+            self._changed()  # anything missed while not listening
+            self._listening = True
+            if self._said_lost:
+                log.info("following site changes again")
+                self._said_lost = False
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), HEARTBEAT_SECONDS)
+                if not lost.is_set():
+                    await asyncio.wait_for(conn.fetchval("SELECT 1"), HEARTBEAT_SECONDS)
+            raise OSError("the listening connection was closed")
+        finally:
+            self._listening = False
+            self._changed()
+            conn.terminate()
+
+
+def follow_site_changes(db: Database) -> SiteChanges:
+    """This process's view of the changes to `db`'s sites and keys."""
+    if isinstance(db, PostgresDatabase):
+        return _NoticedVersion(db)
+    return _StoredVersion(db)
