@@ -42,6 +42,7 @@ from obsrelay.services.sites import SiteRegistry
 from obsrelay.services.stream import EventLog, Hub
 from obsrelay.services.waiting import JobWaiters
 from obsrelay.store.database import Database, DatabaseUnavailable, open_database
+from obsrelay.store.site_changes import follow_site_changes
 
 log = logging.getLogger("obsrelay")
 _SWEEP_BATCH = 500
@@ -66,7 +67,8 @@ def build_access(
     settings: Settings, db: Database
 ) -> tuple[Access, list[Callable[[], Awaitable[None]]]]:
     """The access policy for the settings, and what to close at shutdown."""
-    closers: list[Callable[[], Awaitable[None]]] = []
+    site_changes = follow_site_changes(db)
+    closers: list[Callable[[], Awaitable[None]]] = [site_changes.close]
     verifier: TokenVerifier | None = None
     if settings.auth_mode == "local":
         signer = LocalSigner(Path(settings.data_dir))
@@ -104,7 +106,7 @@ def build_access(
     access = Access(
         verifier=verifier,
         site_keys=SiteKeys(db),
-        sites=SiteRegistry(db),
+        sites=SiteRegistry(db, site_changes),
         site_keys_mode=settings.site_keys,
         public_read=settings.public_read,
         calendar=calendar,

@@ -162,11 +162,15 @@ def test_site_keys(mode, tmp_path, site):
         server.close()
 
 
-def test_site_keys_from_the_cli(tmp_path, site):
+def test_site_keys_from_the_cli(own_database_url, tmp_path, site):
     """`obsrelay sites add-key`, `list` and `revoke-key`, in processes of their own, take
-    effect on a running app at once."""
-    server = InProcessApp(f"sqlite:///{tmp_path / 'keys.db'}", tmp_path, site_keys="auto")
+    effect on a running app at once, on both backends, though the app keeps what it read
+    of a site's standing (store/site_changes.py)."""
+    server = InProcessApp(own_database_url, tmp_path, site_keys="auto")
     try:
+        # Served without a key first, so that the app keeps the site's keyless standing.
+        with server.client() as browser:
+            assert browser.post("/jobs/getnewjobs", content=raw({"site": site})).json() == []
         key = cli(
             "sites", "add-key", site, database_url=server.database_url, data_dir=tmp_path / "var"
         )

@@ -17,15 +17,16 @@ from obsrelay.domain.errors import NotFound
 from obsrelay.domain.values import quote
 from obsrelay.store import sites as queries
 from obsrelay.store.database import Database
+from obsrelay.store.site_changes import SiteChanges
 
 _NAMES_SHOWN = 10
 
 
 class SiteRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: SiteChanges | None = None) -> None:
         self._db = db
         self._known: set[str] = set()
-        self._standings = queries.Standings(db)
+        self._standings = queries.Standings(db, changes)
 
     async def exists(self, name: str) -> bool:
         if name in self._known:
@@ -36,8 +37,9 @@ class SiteRegistry:
         return found
 
     async def standing(self, name: str) -> tuple[bool, bool]:
-        """(registered, has an active key), read from the store each time: a key added from
-        the command line must lock out keyless callers at once."""
+        """(registered, has an active key), as the store says now: a key added from the
+        command line must lock out keyless callers at once (with `changes`, what was read
+        is kept until the store announces a change)."""
         registered, keyed = await self._standings.of(name)
         if registered:
             self._known.add(name)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from obsrelay.store.batching import Batches
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import site_keys, sites
+from obsrelay.store.site_changes import SiteChanges
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,37 @@ _STANDINGS_ON_POSTGRESQL = Statement(
 
 
 class Standings:
-    """Whether a site is registered and whether it has an active key, read from the store
-    on every request of a site (`Database.fetch`). On PostgreSQL the reads that arrive
-    together share one statement (store/batching.py)."""
+    """Whether a site is registered and whether it has an active key, as the store says
+    now: read on every request of a site (`Database.fetch`). On PostgreSQL the reads that
+    arrive together share one statement (store/batching.py).
 
-    def __init__(self, db: Database) -> None:
+    With `changes`, a registered site's standing is kept until the sites or keys change
+    (store/site_changes.py), and read again after. A name that is not registered is
+    read each time: such calls are refused or register it, and made-up names must not
+    fill the memory.
+    """
+
+    def __init__(self, db: Database, changes: SiteChanges | None = None) -> None:
         self._db = db
+        self._changes = changes
+        self._kept: dict[str, tuple[int, bool]] = {}  # name -> (version, keyed)
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._batches = Batches(self._read_on_postgresql)
 
     async def of(self, name: str) -> tuple[bool, bool]:
         """(registered, keyed) for the site `name`."""
+        version = await self._changes.version() if self._changes is not None else None
+        kept = self._kept.get(name)
+        if kept is not None and version is not None and kept[0] == version:
+            return True, kept[1]
+        registered, keyed = await self._read(name)
+        # Kept only if nothing changed while it was read: the read might predate the change.
+        unchanged = self._changes is not None and await self._changes.version() == version
+        if registered and version is not None and unchanged:
+            self._kept[name] = (version, keyed)
+        return registered, keyed
+
+    async def _read(self, name: str) -> tuple[bool, bool]:
         if self._postgres is not None:
             return await self._batches.add(name)
         [row] = await self._db.fetch(_STANDING, {"site": name})
