@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 
@@ -115,6 +115,20 @@ def build_access(
         max_sites=settings.max_sites,
     )
     return access, closers
+
+
+def add_routes(app: FastAPI, *routers: APIRouter) -> None:
+    """Adds the routers' routes to the app's own list, in order.
+
+    FastAPI 0.165's `include_router` puts a dispatcher of its own in front of each
+    router's routes, which cost about a tenth of an empty poll's CPU. These routers take
+    nothing at inclusion (their prefix, tags and dependencies are in each route already)
+    and have no lifespan of their own, so their routes act the same either way.
+    """
+    for router in routers:
+        if router.on_startup or router.on_shutdown:
+            raise ValueError("a router with start or stop handlers needs include_router")
+        app.router.routes.extend(router.routes)
 
 
 def app_from_environment() -> FastAPI:
@@ -269,18 +283,21 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     # Routes are matched in order: the site software's polls and posts come first.
-    app.include_router(compat_jobs.router)
-    app.include_router(compat_logs.router)
-    app.include_router(ops.router)
-    app.include_router(v1_jobs.router)
-    app.include_router(v1_jobs.by_ulid_router)
-    app.include_router(v1_messages.router)
-    app.include_router(v1_sites.router)
-    app.include_router(v1_stream.router)
+    add_routes(
+        app,
+        compat_jobs.router,
+        compat_logs.router,
+        ops.router,
+        v1_jobs.router,
+        v1_jobs.by_ulid_router,
+        v1_messages.router,
+        v1_sites.router,
+        v1_stream.router,
+    )
     app.add_api_websocket_route(settings.datastream_path, datastream.datastream)
-    app.include_router(console.router)
+    add_routes(app, console.router)
     app.mount("/console", console.static_files(), name="console")
-    app.include_router(docs.router)
+    add_routes(app, docs.router)
     app.mount(docs.ASSETS_PATH, docs.static_files(), name="docs-assets")
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.request_timeout

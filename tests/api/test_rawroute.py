@@ -1,14 +1,19 @@
-"""RequestRoute: an endpoint of the Request alone is called directly, anything else goes
-through FastAPI's handler, and both answer, raise and are documented as before."""
+"""How a request reaches its endpoint. RequestRoute: an endpoint of the Request alone is
+called directly, anything else goes through FastAPI's handler, and both answer, raise
+and are documented as before. add_routes: the app's routes are its own, with no
+dispatcher per router in front of them."""
 
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.routing import Mount, Route
 
 from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.rawroute import RequestRoute
+from obsrelay.app import add_routes, create_app
+from obsrelay.config import load_settings
 
 seen: list[str] = []
 
@@ -82,3 +87,18 @@ def test_the_hot_compatible_endpoints_are_called_directly():
     routes = {**routes_of(compat_jobs.router), **routes_of(compat_logs.router)}
     for path in ("/jobs/newjob", "/jobs/getnewjobs", "/jobs/updatejobstatus", "/logs/newlog"):
         assert routes[path].get_route_handler() is routes[path].endpoint, path
+
+
+def test_the_apps_routes_are_its_own_in_order(tmp_path):
+    app = create_app(load_settings(data_dir=str(tmp_path)))
+    for route in app.routes:
+        assert isinstance(route, APIRoute | APIWebSocketRoute | Mount | Route), route
+    paths = [getattr(route, "path", "") for route in app.routes]
+    # The site software's calls are matched first.
+    assert paths.index("/jobs/getnewjobs") < paths.index("/healthz") < paths.index("/console")
+
+
+def test_a_router_with_start_handlers_is_not_flattened():
+    started = APIRouter(on_startup=[lambda: None])
+    with pytest.raises(ValueError, match="include_router"):
+        add_routes(FastAPI(), started)
