@@ -53,6 +53,27 @@ async def test_each_change_from_elsewhere_changes_the_version(database_url: str,
         await changes.close()
 
 
+async def test_each_change_by_this_process_changes_the_version(db: Database, site: str):
+    changes = follow_site_changes(db)
+    try:
+        before = await version_when(changes, lambda version: version is not None)
+        key = queries.KeyRow(f"k-{site}", site, "hash", 1, None)
+        # Another write by this process first: it leaves the version as it was.
+        await db.write(lambda conn: conn.execute(sa.text("DELETE FROM claims WHERE 1 = 0")))
+        assert await changes.version() == before
+        for change in (
+            lambda conn: queries.register(conn, site, 1, "test"),
+            lambda conn: queries.insert_key(conn, key),
+            lambda conn: queries.revoke_key(conn, site, key.key_id, 2),
+        ):
+            await db.write(change)
+            after = await version_when(changes, lambda version, b=before: version != b)
+            assert after is not None and after != before
+            before = after
+    finally:
+        await changes.close()
+
+
 def test_on_postgresql_nothing_is_kept_while_not_listening():
     # A database of this test alone: the listener to end is found by its database's name.
     with fresh_postgres_database() as url:

@@ -4,7 +4,8 @@ differs after every change, so that what was read of them can be kept until then
 The database announces every change itself (migration 0011): its triggers raise the
 version in `site_changes` and, on PostgreSQL, send a notice. That covers changes made
 by this process, by another server, by the command line, or by an operator's own SQL.
-- SQLite: `version()` reads that row, a few microseconds on the loop's connection.
+- SQLite: `version()` reads that row, but only when anything at all was written to
+  the file since its last read (`SQLiteDatabase.writes_seen`).
 - PostgreSQL: a connection of its own LISTENs for the notices, and `version()` is a
   counter in memory that each notice raises. While that connection is down, and until
   it is back, `version()` is None: nothing may be kept. A heartbeat on it notices a
@@ -20,7 +21,7 @@ import logging
 
 import asyncpg
 
-from obsrelay.store.database import Database, PostgresDatabase, Statement
+from obsrelay.store.database import Database, PostgresDatabase, SQLiteDatabase, Statement
 from obsrelay.store.schema import site_changes
 
 log = logging.getLogger("obsrelay.store")
@@ -46,12 +47,19 @@ class SiteChanges:
 
 
 class _StoredVersion(SiteChanges):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
+        self._read_after: tuple[int, int] | None = None
+        self._version: int | None = None
 
     async def version(self) -> int | None:
-        rows = await self._db.fetch(_VERSION, {})
-        return int(rows[0]["version"]) if rows else None
+        # The row is read again only if anything at all was written since the last read.
+        seen = self._db.writes_seen()
+        if seen != self._read_after:
+            rows = await self._db.fetch(_VERSION, {})
+            self._version = int(rows[0]["version"]) if rows else None
+            self._read_after = seen
+        return self._version
 
 
 class _NoticedVersion(SiteChanges):
@@ -118,4 +126,5 @@ def follow_site_changes(db: Database) -> SiteChanges:
     """This process's view of the changes to `db`'s sites and keys."""
     if isinstance(db, PostgresDatabase):
         return _NoticedVersion(db)
+    assert isinstance(db, SQLiteDatabase)
     return _StoredVersion(db)
