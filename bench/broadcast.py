@@ -9,15 +9,17 @@ run, and gives obsrelay's latency beside it.
 `POST /logs/newlog` takes the JSON body the site software posts and sends every
 subscriber of its site a frame of the datastream's shape. The frames of the posts
 handled in one turn of the event loop go out to each subscriber in one write. With
-`--hold-ms N`, sends are paced as obsrelay paces a site's stream under load: the
-first after a quiet spell at once, the next no sooner than N ms after the last, with
-everything posted meanwhile in one write.
+`--hold-ms N`, sends are paced as obsrelay paces a site's stream under load (the Hub,
+services/stream.py): the first after a quiet spell at once, the next no sooner than
+`HOLD_PER_FAN_OUT` times as long as the last send took after it, and never more than
+N ms, with everything posted meanwhile in one write.
 `GET /datastream?site=` (websocket) subscribes.
 """
 
 import argparse
 import asyncio
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -29,6 +31,7 @@ from obsrelay.api.wsframes import (
     encode_text_frame,
     frame_writer_for,
 )
+from obsrelay.services.stream import HOLD_PER_FAN_OUT
 
 app = FastAPI()
 
@@ -51,12 +54,14 @@ class Broadcast:
         self._pending.setdefault(site, []).append(frame)
 
     def _send(self) -> None:
+        began = time.perf_counter()
         pending, self._pending = self._pending, {}
         for site, frames in pending.items():
             data = b"".join(frames)
             for writer in list(self.subscribers.get(site, ())):
                 writer.write(frames, data)
-        self._next_send_at = asyncio.get_running_loop().time() + self.hold_seconds
+        hold = min(self.hold_seconds, HOLD_PER_FAN_OUT * (time.perf_counter() - began))
+        self._next_send_at = asyncio.get_running_loop().time() + hold
 
 
 broadcast = Broadcast()
@@ -100,7 +105,7 @@ def main() -> None:
         "--hold-ms",
         type=float,
         default=0.0,
-        help="Send at most this often, as obsrelay's OBSRELAY_STREAM_BATCH_MS does.",
+        help="The longest hold between sends, as obsrelay's OBSRELAY_STREAM_BATCH_MS.",
     )
     args = parser.parse_args()
     broadcast.hold_seconds = args.hold_ms / 1000

@@ -245,8 +245,9 @@ class Settings(BaseSettings):
         40,
         ge=0,
         le=1000,
-        description="Under load, a site's stream events are sent at most this often, "
-        "batched: the first after a quiet spell goes out at once (0: never held).",
+        description="Under load, a site's stream events are sent batched: after a send, "
+        "the next waits twice as long as the send took, at most this long; the first "
+        "after a quiet spell goes out at once (0: never held).",
     )
 
     @field_validator("data_dir")

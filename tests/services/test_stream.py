@@ -73,16 +73,19 @@ def _render(event: StreamEvent) -> bytes:
 
 
 class _Recorder:
-    """A subscriber that keeps each batch it is offered: (seq or topic) per event."""
+    """A subscriber that keeps each batch it is offered: (seq or topic) per event. Each
+    offer blocks the loop for `cost_seconds`, as a fan-out to many sockets does."""
 
-    def __init__(self, site: str) -> None:
+    def __init__(self, site: str, cost_seconds: float = 0.0) -> None:
         self.site = site
         self.render: Render = _render
+        self.cost_seconds = cost_seconds
         self.batches: list[list[object]] = []
         self.joined: list[bytes] = []
         self._unread: asyncio.Queue[list[object]] = asyncio.Queue()
 
     def offer(self, batch: Rendered) -> None:
+        time.sleep(self.cost_seconds)
         self.batches.append([event.seq or event.topic for event, _ in batch.items])
         self.joined.append(batch.joined)
         self._unread.put_nowait(self.batches[-1])
@@ -90,18 +93,20 @@ class _Recorder:
     async def replay(self, event: StreamEvent, frame: bytes) -> None:
         raise AssertionError("not replaying here")
 
-    async def next_batch(self) -> list[object]:
-        return await asyncio.wait_for(self._unread.get(), 10)
+    async def next_batch(self, within: float = 10) -> list[object]:
+        return await asyncio.wait_for(self._unread.get(), within)
 
 
-async def _following(db: Database, site: str, batch_seconds: float):
-    """A Hub on the memory bus with a _Recorder subscribed to `site`, and the event log."""
+async def _following(db: Database, site: str, batch_seconds: float, cost_seconds: float = 0.1):
+    """A Hub on the memory bus with a _Recorder subscribed to `site`, and the event log.
+    By default each fan-out costs 0.1 s, so that the Hub holds the next read 0.2 s (at
+    most `batch_seconds`)."""
     bus = MemoryBus()
     events = EventLog(db, bus)
     hub = Hub(events, batch_seconds=batch_seconds)
     await hub.start()
     await bus.start(hub.on_notice)
-    recorder = _Recorder(site)
+    recorder = _Recorder(site, cost_seconds)
     await hub.subscribe(recorder)
     return hub, events, recorder
 
@@ -117,7 +122,7 @@ async def _post(db: Database, events: EventLog, site: str, count: int) -> None:
 async def test_under_load_a_sites_events_go_out_in_one_batch_after_the_first(
     db: Database, site: str
 ):
-    # A long hold, so that what the test posts meanwhile is surely held.
+    # A costly fan-out and a long cap, so that what the test posts meanwhile is held.
     hub, events, recorder = await _following(db, site, batch_seconds=0.5)
     try:
         await _post(db, events, site, 1)
@@ -143,6 +148,18 @@ async def test_a_live_event_during_a_hold_follows_the_stored_ones_before_it(
         await events.publish_live(site, "sitestatus", {"ok": True})
         assert await recorder.next_batch() == [2, 3]
         assert await recorder.next_batch() == ["sitestatus"]
+    finally:
+        await hub.close()
+
+
+async def test_a_cheap_fan_out_is_hardly_held(db: Database, site: str):
+    # A cap of 20 s, but fan-outs that cost next to nothing: each event goes out alone,
+    # long before the cap.
+    hub, events, recorder = await _following(db, site, batch_seconds=20, cost_seconds=0)
+    try:
+        for seq in (1, 2, 3):
+            await _post(db, events, site, 1)
+            assert await recorder.next_batch(within=5) == [seq]
     finally:
         await hub.close()
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -196,6 +197,11 @@ class _Feed:
                 subscriber.offer(batch)
 
 
+# After a fan-out, a site's next read waits this many times as long as the fan-out took
+# (at most the Hub's `batch_seconds`): its fan-outs then take at most a third of the time.
+HOLD_PER_FAN_OUT = 2.0
+
+
 class Hub:
     """Fans a site's events out to this process's subscribers of that site.
 
@@ -203,10 +209,12 @@ class Hub:
     event is rendered (to the bytes subscribers send) once per renderer.
 
     Under load the reads of a site are paced: the first event after a quiet spell goes
-    out at once, and the next read of that site waits until `batch_seconds` after the
-    last one, taking everything committed meanwhile as one batch. Each subscriber is
-    sent a batch in one write, so the writes per second stay bounded by the pace, not
-    by the rate of events (see docs/adr/0010).
+    out at once, and after each fan-out the next read of that site waits
+    `HOLD_PER_FAN_OUT` times as long as the fan-out took, at most `batch_seconds`,
+    taking everything committed meanwhile as one batch. Each subscriber is sent a batch
+    in one write, so a site's fan-outs take at most a third of the loop's time, whatever
+    the rate of events; a site with few subscribers is hardly held at all (see
+    docs/adr/0010).
     """
 
     def __init__(
@@ -325,9 +333,12 @@ class Hub:
                 feed.stale = False
                 events = await self._log.read_after(feed.site, feed.last_seq, _PAGE)
                 if events:
+                    began = time.perf_counter()
                     feed.fan_out(events)
+                    took = time.perf_counter() - began
                     feed.last_seq = events[-1].seq or feed.last_seq
-                    feed.next_read_at = loop.time() + self._batch_seconds
+                    hold = min(self._batch_seconds, HOLD_PER_FAN_OUT * took)
+                    feed.next_read_at = loop.time() + hold
                 if len(events) < _PAGE and not feed.stale:
                     return
         except DatabaseUnavailable:
