@@ -423,13 +423,17 @@ class SQLiteDatabase(Database):
     def _loop_driver(self) -> sqlite3.Connection:
         return _driver_of(self._loop_conn())
 
-    def writes_seen(self) -> tuple[int, int]:
+    def writes_seen(self) -> tuple[int, int] | None:
         """A pair that moves after anything is written to the file: by the loop's
         connection (its `total_changes`, which counts what triggers change too) or by any
         other connection, of this process or another (`PRAGMA data_version`). Cheaper
-        than any read of a table."""
-        driver = self._loop_driver()
-        [(data_version,)] = driver.execute("PRAGMA data_version").fetchall()
+        than any read of a table. None when SQLite cannot tell (the file is failing: the
+        reads that follow report that)."""
+        try:
+            driver = self._loop_driver()
+            [(data_version,)] = driver.execute("PRAGMA data_version").fetchall()
+        except (sa.exc.SQLAlchemyError, sqlite3.Error):
+            return None
         return driver.total_changes, int(data_version)
 
     def _worker_connection(self) -> sa.Connection:

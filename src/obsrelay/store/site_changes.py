@@ -55,6 +55,8 @@ class _StoredVersion(SiteChanges):
     async def version(self) -> int | None:
         # The row is read again only if anything at all was written since the last read.
         seen = self._db.writes_seen()
+        if seen is None:
+            return None
         if seen != self._read_after:
             rows = await self._db.fetch(_VERSION, {})
             self._version = int(rows[0]["version"]) if rows else None
@@ -89,14 +91,22 @@ class _NoticedVersion(SiteChanges):
             try:
                 await self._listen()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                self._say_lost(type(error).__name__)
+            except Exception:
+                # Not expected: said with its traceback, once, and tried again like the rest.
                 if not self._said_lost:
-                    log.warning(
-                        "not following site changes (%s): site standings are read on every "
-                        "request until it is back",
-                        type(error).__name__,
-                    )
-                    self._said_lost = True
+                    log.exception("following site changes failed")
+                self._say_lost("an error")
             await asyncio.sleep(RETRY_SECONDS)
+
+    def _say_lost(self, why: str) -> None:
+        if not self._said_lost:
+            log.warning(
+                "not following site changes (%s): site standings are read on every "
+                "request until it is back",
+                why,
+            )
+            self._said_lost = True
 
     async def _listen(self) -> None:
         """Listens until the connection is lost or its heartbeat goes unanswered."""
