@@ -108,3 +108,6 @@ async def test_closing_stops_following(db: Database):
     await version_when(changes, lambda version: version is not None)
     await changes.close()
     await changes.close()  # twice is harmless
+    if isinstance(db, PostgresDatabase):
+        # No longer listening: nothing may be kept on what it would have heard.
+        assert await changes.version() is None
