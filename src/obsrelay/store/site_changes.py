@@ -18,6 +18,8 @@ May touch: the `site_changes` row, and one PostgreSQL connection of its own.
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 import asyncpg
 
@@ -25,6 +27,8 @@ from obsrelay.store.database import Database, PostgresDatabase, SQLiteDatabase, 
 from obsrelay.store.schema import site_changes
 
 log = logging.getLogger("obsrelay.store")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 CHANNEL = "obsrelay_site_changes"
 # The listening connection's name in pg_stat_activity.
@@ -130,6 +134,37 @@ class _NoticedVersion(SiteChanges):
             self._listening = False
             self._changed()
             conn.terminate()
+
+
+class KeptUntilChanged(Generic[K, V]):
+    """Values read from the sites or keys, each kept with the version it was read under
+    and given again while the version is the same. With `changes` None, or while the
+    version is None, every value is read.
+
+    A value is kept only if the version did not move while it was read (the read might
+    predate the change), and only if `worth_keeping(value)`: callers keep what exists,
+    so that made-up names cannot fill the memory.
+    """
+
+    def __init__(self, changes: SiteChanges | None, worth_keeping: Callable[[V], bool]) -> None:
+        self._changes = changes
+        self._worth_keeping = worth_keeping
+        self._kept: dict[K, tuple[int, V]] = {}
+
+    async def get(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        version = await self._version()
+        kept = self._kept.get(key)
+        if kept is not None and version is not None and kept[0] == version:
+            return kept[1]
+        value = await read()
+        if version is None or not self._worth_keeping(value):
+            return value
+        if await self._version() == version:
+            self._kept[key] = (version, value)
+        return value
+
+    async def _version(self) -> int | None:
+        return await self._changes.version() if self._changes is not None else None
 
 
 def follow_site_changes(db: Database) -> SiteChanges:

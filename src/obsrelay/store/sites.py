@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from obsrelay.store.batching import Batches
 from obsrelay.store.database import Database, PostgresDatabase, Statement
 from obsrelay.store.schema import site_keys, sites
-from obsrelay.store.site_changes import SiteChanges
+from obsrelay.store.site_changes import KeptUntilChanged, SiteChanges
 
 
 @dataclass(frozen=True)
@@ -107,23 +107,15 @@ class Standings:
 
     def __init__(self, db: Database, changes: SiteChanges | None = None) -> None:
         self._db = db
-        self._changes = changes
-        self._kept: dict[str, tuple[int, bool]] = {}  # name -> (version, keyed)
+        self._kept: KeptUntilChanged[str, tuple[bool, bool]] = KeptUntilChanged(
+            changes, worth_keeping=lambda standing: standing[0]
+        )
         self._postgres = db if isinstance(db, PostgresDatabase) else None
         self._batches = Batches(self._read_on_postgresql)
 
     async def of(self, name: str) -> tuple[bool, bool]:
         """(registered, keyed) for the site `name`."""
-        version = await self._changes.version() if self._changes is not None else None
-        kept = self._kept.get(name)
-        if kept is not None and version is not None and kept[0] == version:
-            return True, kept[1]
-        registered, keyed = await self._read(name)
-        # Kept only if nothing changed while it was read: the read might predate the change.
-        unchanged = self._changes is not None and await self._changes.version() == version
-        if registered and version is not None and unchanged:
-            self._kept[name] = (version, keyed)
-        return registered, keyed
+        return await self._kept.get(name, lambda: self._read(name))
 
     async def _read(self, name: str) -> tuple[bool, bool]:
         if self._postgres is not None:
