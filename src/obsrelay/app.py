@@ -106,7 +106,7 @@ def build_access(
     )
     access = Access(
         verifier=verifier,
-        site_keys=SiteKeys(db),
+        site_keys=SiteKeys(db, site_changes),
         sites=SiteRegistry(db, site_changes),
         site_keys_mode=settings.site_keys,
         public_read=settings.public_read,

@@ -3,8 +3,9 @@
 A key is `ork_<id>_<secret>`: a 12-hex-digit id and a url-safe secret. Only the
 SHA-256 of the secret is stored (the secret is 32 random bytes, so a fast hash is
 enough); a key is looked up by its id and compared in constant time. Revoking a key
-marks its row, which every check reads, so it takes effect at once. The SQL is in
-store/sites.py.
+marks its row. Every check reads the row, or, with `changes`, the row as read since the
+database last announced a change to the sites or keys (store/site_changes.py), so a
+revocation takes effect at once. The SQL is in store/sites.py.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from obsrelay.store import sites as queries
 from obsrelay.store.database import Database
+from obsrelay.store.site_changes import KeptUntilChanged, SiteChanges
 
 PREFIX = "ork"
 # The whole shape of a key; anything else is not looked up at all.
@@ -52,8 +54,12 @@ def key_id_of(key: str) -> str | None:
 
 
 class SiteKeys:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: SiteChanges | None = None) -> None:
         self._db = db
+        # Rows of keys that exist: an id made up by a caller is read each time, not kept.
+        self._rows: KeptUntilChanged[str, queries.KeyRow | None] = KeptUntilChanged(
+            changes, worth_keeping=lambda row: row is not None
+        )
 
     async def add(self, site: str) -> str:
         """Makes a new key for `site` (registering the site); returns it, the only time it
@@ -84,7 +90,9 @@ class SiteKeys:
         if parts is None:
             return None
         key_id, secret = parts
-        row = await self._db.read(lambda conn: queries.get_key(conn, key_id))
+        row = await self._rows.get(
+            key_id, lambda: self._db.read(lambda conn: queries.get_key(conn, key_id))
+        )
         expected = row.secret_hash if row is not None else _hash("no such key")
         matches = hmac.compare_digest(_hash(secret), expected)
         if row is None or not matches or row.revoked_ms is not None:
