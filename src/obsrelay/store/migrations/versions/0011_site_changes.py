@@ -3,8 +3,9 @@
 A one-row table, `site_changes`, holds a version that triggers raise after each insert,
 update or delete on `sites` or `site_keys`, by anyone: a server, the command line, or
 an operator's own SQL. On PostgreSQL the same triggers also send a notice on the
-channel `obsrelay_site_changes`. A server keeps what it read of a site's standing
-until either says that something changed (store/site_changes.py, docs/adr/0012).
+channel `obsrelay_site_changes`. A server keeps what it read of a site's standing and
+of its keys until either says that something changed (store/site_changes.py,
+docs/adr/0012).
 
 Revision ID: 0011
 Revises: 0010
