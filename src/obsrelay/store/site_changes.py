@@ -158,6 +158,7 @@ class KeptUntilChanged(Generic[K, V]):
             return kept[1]
         value = await read()
         if version is None or not self._worth_keeping(value):
+            self._kept.pop(key, None)  # a key deleted since: nothing of it stays
             return value
         if await self._version() == version:
             self._kept[key] = (version, value)
