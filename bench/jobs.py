@@ -7,7 +7,8 @@ the polled site, then drives each endpoint from a load generator in another proc
     python -m bench.jobs --postgres postgresql://postgres@127.0.0.1:5432/test
 
 It prints requests per second and p50/p99 latency for `newjob`, an empty `getnewjobs`
-poll and /healthz, and each one's ratio to the ceiling measured in the same run: a bare
+poll (also as a site with a key polls, sending it on every call) and /healthz, and each
+one's ratio to the ceiling measured in the same run: a bare
 FastAPI app on the same uvicorn (bench/echo.py) whose `POST /echo` parses a small JSON
 body and answers a small JSON object. The endpoints take turns over several rounds,
 and the medians are reported. The server runs with raised rate limits and no user
@@ -46,10 +47,12 @@ from obsrelay.store.schema import job_history, jobs
 
 POLLED_SITE = "bench-poll"
 NEW_SITE = "bench-new"
+KEYED_SITE = "bench-keyed"
 ECHO = "POST /echo (bare FastAPI)"
 SEVERAL = "several processes"  # the label of --processes' servers
 NEWJOB = "POST /jobs/newjob"
 EMPTY_POLL = "POST /jobs/getnewjobs (empty)"
+KEYED_POLL = "  the same, with the site's key"
 # Each endpoint's target as a ratio of the echo ceiling, per backend (issue 14).
 TARGETS = {
     "PostgreSQL": {NEWJOB: 0.30, EMPTY_POLL: 0.50},
@@ -111,7 +114,12 @@ async def seed_finished_jobs(database_url: str, count: int) -> None:
 
 
 def load(
-    url: str | list[str], method: str, body: str, connections: int, seconds: float
+    url: str | list[str],
+    method: str,
+    body: str,
+    connections: int,
+    seconds: float,
+    headers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One load generator's figures for `url` (or for the same endpoint on several servers,
     the connections spread over them)."""
@@ -130,6 +138,7 @@ def load(
             str(connections),
             "--seconds",
             str(seconds),
+            *(part for header in headers for part in ("--header", header)),
         ],
         capture_output=True,
         text=True,
@@ -139,7 +148,11 @@ def load(
     return result
 
 
-def _scenarios() -> list[tuple[str, str, str, str]]:
+Scenario = tuple[str, str, str, str, tuple[str, ...]]  # name, method, path, body, headers
+
+
+def _scenarios(site_key: str) -> list[Scenario]:
+    """The endpoints measured; `site_key` is KEYED_SITE's key in the server's database."""
     newjob_body = json.dumps(
         {
             "site": NEW_SITE,
@@ -153,9 +166,17 @@ def _scenarios() -> list[tuple[str, str, str, str]]:
         }
     )
     return [
-        ("GET /healthz", "GET", "/healthz", ""),
-        (NEWJOB, "POST", "/jobs/newjob", newjob_body),
-        (EMPTY_POLL, "POST", "/jobs/getnewjobs", json.dumps({"site": POLLED_SITE})),
+        ("GET /healthz", "GET", "/healthz", "", ()),
+        (NEWJOB, "POST", "/jobs/newjob", newjob_body, ()),
+        (EMPTY_POLL, "POST", "/jobs/getnewjobs", json.dumps({"site": POLLED_SITE}), ()),
+        # The secure default: a site with a key sends it on every call.
+        (
+            KEYED_POLL,
+            "POST",
+            "/jobs/getnewjobs",
+            json.dumps({"site": KEYED_SITE}),
+            (f"X-Site-Key: {site_key}",),
+        ),
     ]
 
 
@@ -190,9 +211,10 @@ def _print_table(
 
 def _fresh_database(
     args: argparse.Namespace, workdir: Path, checkout: Path
-) -> tuple[str, str | None]:
-    """(URL, scratch PostgreSQL database to drop) of a new database, made, seeded and
-    given its sites by `checkout`'s own code, so that its schema is that checkout's."""
+) -> tuple[str, str | None, str]:
+    """(URL, scratch PostgreSQL database to drop, KEYED_SITE's key) of a new database,
+    made, seeded and given its sites and key by `checkout`'s own code, so that its
+    schema is that checkout's."""
     url, scratch = new_database(args.postgres, workdir)
     python = str(checkout / ".venv" / "bin" / "python")
     seed = (
@@ -200,15 +222,24 @@ def _fresh_database(
         "asyncio.run(seed_finished_jobs(sys.argv[1], int(sys.argv[2])))"
     )
     subprocess.run([python, "-c", seed, url, str(args.finished_jobs)], cwd=checkout, check=True)
+    env = {**os.environ, "OBSRELAY_DATABASE_URL": url}
     for site in (POLLED_SITE, NEW_SITE):
         subprocess.run(
             [python, "-m", "obsrelay", "sites", "add", site],
             cwd=checkout,
-            env={**os.environ, "OBSRELAY_DATABASE_URL": url},
+            env=env,
             check=True,
             capture_output=True,
         )
-    return url, scratch
+    added = subprocess.run(
+        [python, "-m", "obsrelay", "sites", "add-key", KEYED_SITE],
+        cwd=checkout,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return url, scratch, added.stdout.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -257,11 +288,13 @@ def main() -> None:
         checkouts["baseline"] = args.baseline.resolve()
     scratch: list[str] = []
     servers: dict[str, list[ServerProcess]] = {}
+    scenarios: dict[str, list[Scenario]] = {}  # by server: each has its own site key
     servers_to_stop: list[ServerProcess] = []
     try:
         for label, checkout in checkouts.items():
-            url, scratch_db = _fresh_database(args, workdir, checkout)
+            url, scratch_db, site_key = _fresh_database(args, workdir, checkout)
             scratch += [scratch_db] if scratch_db else []
+            scenarios[label] = _scenarios(site_key)
             python = str(checkout / ".venv" / "bin" / "python")
             count = args.processes if label == SEVERAL else 1
             servers[label] = [
@@ -278,26 +311,28 @@ def main() -> None:
         servers_to_stop.append(echo_server)
         echo_url = echo_server.url + "/echo"
         echo_rounds: list[dict[str, Any]] = []
-        scenarios = _scenarios()
+        names = [name for name, *_ in scenarios["this checkout"]]
         # Interleaved rounds, each endpoint (and each server) in turn, so that a machine
         # whose speed drifts (shared cores) affects all alike; medians are reported.
         rounds: dict[str, dict[str, list[dict[str, Any]]]] = {
-            label: {name: [] for name, *_ in scenarios} for label in servers
+            label: {name: [] for name in names} for label in servers
         }
         warm_up = min(1.0, args.seconds)
         load(echo_url, "POST", ECHO_BODY, args.connections, warm_up)
-        for processes in servers.values():
-            for _, method, path, body in scenarios:
-                load(_urls(processes, path), method, body, args.connections, warm_up)
+        for label, processes in servers.items():
+            for _, method, path, body, headers in scenarios[label]:
+                load(_urls(processes, path), method, body, args.connections, warm_up, headers)
         for number in range(args.rounds):
             echo_rounds.append(load(echo_url, "POST", ECHO_BODY, args.connections, args.seconds))
             # Each round the servers take their turns in the other order: a server that
             # goes first (a write-heavy turn after another's) is not always the same one.
             turns = list(servers.items())[:: -1 if number % 2 else 1]
-            for name, method, path, body in scenarios:
+            for index, name in enumerate(names):
                 for label, processes in turns:
+                    _, method, path, body, headers = scenarios[label][index]
+                    urls = _urls(processes, path)
                     rounds[label][name].append(
-                        load(_urls(processes, path), method, body, args.connections, args.seconds)
+                        load(urls, method, body, args.connections, args.seconds, headers)
                     )
     finally:
         for server in [*(one for each in servers.values() for one in each), *servers_to_stop]:
@@ -324,7 +359,7 @@ def main() -> None:
             continue
         print(f"\n{title}, per round, medians:")
         print(f"{'endpoint':32} {'req/s':>9} {'p50':>8} {'p99':>8}")
-        for name, *_ in scenarios:
+        for name in names:
             pairs = list(zip(rounds[label][name], rounds["this checkout"][name], strict=True))
             if label == "baseline":
                 pairs = [(ours, theirs) for theirs, ours in pairs]

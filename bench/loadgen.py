@@ -15,8 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
-def build_request(method: str, host: str, path: str, body: bytes) -> bytes:
+def build_request(
+    method: str, host: str, path: str, body: bytes, headers: tuple[str, ...] = ()
+) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    head += "".join(f"{header}\r\n" for header in headers)
     if body:
         head += f"Content-Length: {len(body)}\r\n"
     return (head + "\r\n").encode() + body
@@ -51,18 +54,23 @@ async def _connection(
         writer.close()
 
 
-def _target(url: str, method: str, body: bytes) -> tuple[str, int, bytes]:
+def _target(url: str, method: str, body: bytes, headers: tuple[str, ...]) -> tuple[str, int, bytes]:
     """(host, port, the request's bytes) for `url`."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    return host, port, build_request(method, f"{host}:{port}", path, body)
+    return host, port, build_request(method, f"{host}:{port}", path, body, headers)
 
 
 async def run(
-    urls: list[str], method: str, body: bytes, connections: int, seconds: float
+    urls: list[str],
+    method: str,
+    body: bytes,
+    connections: int,
+    seconds: float,
+    headers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    targets = [_target(url, method, body) for url in urls]
+    targets = [_target(url, method, body, headers) for url in urls]
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
@@ -94,11 +102,21 @@ def main() -> None:
     parser.add_argument("--url", required=True, action="append")
     parser.add_argument("--method", default="GET")
     parser.add_argument("--body", default="", help="The raw body; no Content-Type is sent.")
+    parser.add_argument(
+        "--header", action="append", default=[], help="A header to send, as 'Name: value'."
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     result = asyncio.run(
-        run(args.url, args.method, args.body.encode(), args.connections, args.seconds)
+        run(
+            args.url,
+            args.method,
+            args.body.encode(),
+            args.connections,
+            args.seconds,
+            tuple(args.header),
+        )
     )
     print(json.dumps(result))
 
