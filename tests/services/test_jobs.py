@@ -73,6 +73,99 @@ async def test_final_status_is_final(jobs: JobService, site):
     assert [h.status for h in history if h.queue is Queue.PRIMARY] == [UNREAD, COMPLETE]
 
 
+def count_job_reads(jobs: JobService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ULIDs `jobs` reads from the database to decide a report on, from now on (its
+    store is the real one; the read is wrapped, not replaced)."""
+    writes = jobs._writes
+    real = writes.read
+    seen: list[str] = []
+
+    async def counted(ulid: str):
+        seen.append(ulid)
+        return await real(ulid)
+
+    monkeypatch.setattr(writes, "read", counted)
+    return seen
+
+
+async def test_a_report_on_a_job_just_claimed_needs_no_read(
+    jobs: JobService, site, monkeypatch: pytest.MonkeyPatch
+):
+    ulids = [(await jobs.submit(new_job(site))).job.ulid for _ in range(3)]
+    await jobs.claim(site, Queue.PRIMARY)
+    reads = count_job_reads(jobs, monkeypatch)
+    answered = {}
+    for ulid in ulids:
+        await jobs.report_status(site, ulid, Queue.PRIMARY, "EXPOSING", 30)
+        answered[ulid] = await jobs.report_status(site, ulid, Queue.PRIMARY, "COMPLETE")
+    assert reads == []
+    # What was decided without a read is what is stored, every change in the history.
+    for ulid in ulids:
+        stored, history = await jobs.get(site, ulid)
+        assert answered[ulid] == stored
+        assert stored.primary.status == COMPLETE and stored.alternate.status == UNREAD
+        steps = [h.status for h in history if h.queue is Queue.PRIMARY]
+        assert steps == [UNREAD, RECEIVED, "EXPOSING", COMPLETE]
+    # A repeated final status, and a refused change, are decided on the job as it is now.
+    again = await jobs.report_status(site, ulids[0], Queue.PRIMARY, "COMPLETE")
+    assert again == answered[ulids[0]]
+    with pytest.raises(Conflict, match="already COMPLETE"):
+        await jobs.report_status(site, ulids[1], Queue.PRIMARY, "STARTED")
+    assert reads == [ulids[0], ulids[1]]
+
+
+async def test_a_report_decides_on_the_job_as_changed_by_another_process(
+    db: Database, events: EventLog, jobs: JobService, site
+):
+    other = JobService(db, events)  # another process on the same database
+    first, second, third = [(await jobs.submit(new_job(site))).job for _ in range(3)]
+    await jobs.claim(site, Queue.PRIMARY)  # this process remembers them RECEIVED
+    # The other process moves them on; what this one remembers is out of date.
+    await other.report_status(site, first.ulid, Queue.PRIMARY, "COMPLETE")
+    await other.report_status(site, second.ulid, Queue.PRIMARY, "EXPOSING", 30)
+    await other.submit(new_job(site, action=CANCEL_ALL_ACTION))
+
+    with pytest.raises(Conflict, match="already COMPLETE"):
+        await jobs.report_status(site, first.ulid, Queue.PRIMARY, "STARTED")
+    with pytest.raises(Conflict, match="already CANCELLED"):
+        await jobs.report_status(site, second.ulid, Queue.PRIMARY, "COMPLETE")
+    assert (await jobs.report_status(site, first.ulid, Queue.PRIMARY, "COMPLETE")).primary == (
+        await other.get(site, first.ulid)
+    )[0].primary
+    # The alternate queue, still UNREAD when remembered, was cancelled as well.
+    with pytest.raises(Conflict, match="already CANCELLED"):
+        await jobs.report_status(site, third.ulid, Queue.ALTERNATE, "STARTED")
+    for job, steps in (
+        (first, [UNREAD, RECEIVED, COMPLETE]),
+        (second, [UNREAD, RECEIVED, "EXPOSING", CANCELLED]),
+        (third, [UNREAD, RECEIVED, CANCELLED]),
+    ):
+        _, history = await jobs.get(site, job.ulid)
+        assert [h.status for h in history if h.queue is Queue.PRIMARY] == steps
+
+
+async def test_a_report_after_another_processs_change_is_stored_on_top_of_it(
+    db: Database, events: EventLog, jobs: JobService, site
+):
+    other = JobService(db, events)
+    job = (await jobs.submit(new_job(site))).job
+    await jobs.claim(site, Queue.PRIMARY)
+    await other.report_status(site, job.ulid, Queue.PRIMARY, "EXPOSING", 30)
+    await other.report_status(site, job.ulid, Queue.ALTERNATE, "STARTED")
+    done = await jobs.report_status(site, job.ulid, Queue.PRIMARY, "COMPLETE")
+    stored, history = await jobs.get(site, job.ulid)
+    assert done == stored
+    assert stored.primary.status == COMPLETE and stored.alternate.status == "STARTED"
+    assert [(h.queue, h.status) for h in history] == [
+        (Queue.PRIMARY, UNREAD),
+        (Queue.ALTERNATE, UNREAD),
+        (Queue.PRIMARY, RECEIVED),
+        (Queue.PRIMARY, "EXPOSING"),
+        (Queue.ALTERNATE, "STARTED"),
+        (Queue.PRIMARY, COMPLETE),
+    ]
+
+
 async def test_unknown_job_or_other_site_is_not_found(jobs: JobService, site):
     job = (await jobs.submit(new_job(site))).job
     with pytest.raises(NotFound):

@@ -62,12 +62,18 @@ def make_machine(loop: asyncio.AbstractEventLoop, db: Database) -> type[RuleBase
             # Near the real time: the database is shared with the other tests' servers,
             # whose sweepers expire jobs more than a day old by the real clock.
             self.now = int(time.time() * 1000)
-            self.service = JobService(
-                db,
-                EventLog(db, MemoryBus()),
-                expiry_seconds=EXPIRY_MS / 1000,
-                clock_ms=lambda: self.now,
-            )
+            # Two processes on one database: each remembers the jobs it saw, which the
+            # other's changes put out of date.
+            self.processes = [
+                JobService(
+                    db,
+                    EventLog(db, MemoryBus()),
+                    expiry_seconds=EXPIRY_MS / 1000,
+                    clock_ms=lambda: self.now,
+                )
+                for _ in range(2)
+            ]
+            self.service = self.processes[0]
             self.site = f"sm-{uuid.uuid4().hex[:10]}"
             self.model: dict[str, dict[Queue, str]] = {}
             self.changes: dict[str, int] = {}
@@ -94,9 +100,13 @@ def make_machine(loop: asyncio.AbstractEventLoop, db: Database) -> type[RuleBase
             self.model[submitted.job.ulid] = {queue: "UNREAD" for queue in Queue}
             self.changes[submitted.job.ulid] = 2
 
-        @rule(queue=st.sampled_from(Queue), limit=st.none() | st.integers(1, 3))
-        def claim(self, queue: Queue, limit: int | None) -> None:
-            claimed = self.run(self.service.claim(self.site, queue, limit))
+        @rule(
+            queue=st.sampled_from(Queue),
+            limit=st.none() | st.integers(1, 3),
+            process=st.integers(0, 1),
+        )
+        def claim(self, queue: Queue, limit: int | None, process: int) -> None:
+            claimed = self.run(self.processes[process].claim(self.site, queue, limit))
             unread = sorted(
                 u for u, q in self.model.items() if allowed(q[queue], Cause.CLAIM, "RECEIVED")
             )
@@ -106,18 +116,25 @@ def make_machine(loop: asyncio.AbstractEventLoop, db: Database) -> type[RuleBase
                 self._set(ulid, queue, "RECEIVED")
 
         @precondition(lambda self: self.model)
-        @rule(data=st.data(), queue=st.sampled_from(Queue), status=st.sampled_from(REPORTED))
-        def report(self, data: st.DataObject, queue: Queue, status: str) -> None:
+        @rule(
+            data=st.data(),
+            queue=st.sampled_from(Queue),
+            status=st.sampled_from(REPORTED),
+            process=st.integers(0, 1),
+        )
+        def report(self, data: st.DataObject, queue: Queue, status: str, process: int) -> None:
+            service = self.processes[process]
             ulid = data.draw(st.sampled_from(sorted(self.model)))
             current = self.model[ulid][queue]
             normal = NORMAL.get(status, status)
             repeat = normal == current and current in FINAL_STATUSES  # no change at all
             if not repeat and not allowed(current, Cause.REPORT, normal):
                 with pytest.raises(Conflict):
-                    self.run(self.service.report_status(self.site, ulid, queue, status))
+                    self.run(service.report_status(self.site, ulid, queue, status))
                 return
-            job = self.run(self.service.report_status(self.site, ulid, queue, status))
+            job = self.run(service.report_status(self.site, ulid, queue, status))
             assert job.state(queue).status == normal
+            assert job == self.run(self.service.find(ulid))[0], "answered is not as stored"
             if not repeat:
                 self._set(ulid, queue, normal)
 

@@ -178,3 +178,47 @@ async def test_more_jobs_at_once_than_one_batch_takes(db: Database, site: str):
     new = [_job(site) for _ in range(MAX_BATCH + 20)]
     numbers = await asyncio.gather(*(writes.insert(job, "{}") for job in new))
     assert numbers == list(range(1, MAX_BATCH + 21))
+
+
+async def test_a_process_remembers_the_jobs_it_saw_lately(
+    db: Database, site: str, monkeypatch: pytest.MonkeyPatch
+):
+    from obsrelay.store import job_writes
+
+    monkeypatch.setattr(job_writes, "REMEMBERED_JOBS", 3)
+    writes = JobWrites(db, "job", event_data=_data)
+    new = [_job(site) for _ in range(4)]
+    for job in new:
+        await writes.insert(job, _data(job))
+    assert [writes.remembered(job.ulid) for job in new] == [None] * 4  # not yet seen
+    received = QueueState(RECEIVED, UNKNOWN_SECONDS, new[-1].created_ms + 1)
+    claimed = await writes.claim(
+        site,
+        Queue.PRIMARY,
+        received,
+        "site",
+        str,
+        floor_ulid=new[0].ulid,
+        limit=3,
+        claim_id=None,
+    )
+    assert [writes.remembered(job.ulid) for job in new[:3]] == claimed.jobs
+    # A change stored is remembered as stored; one refused leaves what was remembered.
+    running = QueueState("EXPOSING", 30, received.updated_ms + 1)
+    await writes.change_if_unchanged(
+        claimed.jobs[0], Queue.PRIMARY, Cause.REPORT, running, "site", "{}"
+    )
+    assert writes.remembered(new[0].ulid) == claimed.jobs[0].with_state(Queue.PRIMARY, running)
+    assert writes.remembered(new[0].ulid) == await writes.read(new[0].ulid)
+    assert (
+        await writes.change_if_unchanged(
+            claimed.jobs[0], Queue.PRIMARY, Cause.REPORT, running, "site", "{}"
+        )
+        is None
+    )
+    assert writes.remembered(new[0].ulid) == claimed.jobs[0].with_state(Queue.PRIMARY, running)
+    # A read is remembered too; past REMEMBERED_JOBS the one seen longest ago is forgotten.
+    assert await writes.read(new[3].ulid) == new[3]
+    assert writes.remembered(new[3].ulid) == new[3]
+    assert writes.remembered(new[1].ulid) is None
+    assert [writes.remembered(job.ulid) is not None for job in new] == [True, False, True, True]

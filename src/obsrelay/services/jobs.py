@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from obsrelay.bus import Committed, Notice, Resync
 from obsrelay.domain import jobs as rules
-from obsrelay.domain.errors import NotFound
+from obsrelay.domain.errors import Conflict, NotFound
 from obsrelay.domain.ids import MonotonicUlids, ulid_floor
 from obsrelay.domain.jobs import (
     UNKNOWN_SECONDS,
@@ -104,6 +104,16 @@ def _not_at_site(site: str, ulid: str) -> str:
 
 def _no_answer(jobs: list[Job]) -> None:
     return None
+
+
+def _would_change(job: Job, site: str, queue: Queue, status: str) -> bool:
+    """Whether the site's report of `status` on `queue` would change `job`, as it is."""
+    if job.site != site:
+        return False
+    try:
+        return may_change(job.ulid, queue, job.state(queue).status, Cause.REPORT, status)
+    except Conflict:
+        return False
 
 
 class JobService:
@@ -288,13 +298,20 @@ class JobService:
         new_status = rules.normalize_status(status)
         now = self._clock_ms()
         state = QueueState(new_status, seconds_until_complete, now)
+        # The job as this process last saw it, if the report would change that: the
+        # write stores the change only if the job is still so. Anything else (a refusal,
+        # a repeated final status, a job changed since) is decided on a read.
+        read = self._writes.remembered(ulid)
+        if read is not None and not _would_change(read, site, queue, new_status):
+            read = None
         while True:
-            read = await self._writes.read(ulid)
-            if read is None or read.site != site:
-                raise NotFound(_not_at_site(site, ulid))
-            if not may_change(ulid, queue, read.state(queue).status, Cause.REPORT, new_status):
-                job, events = read, []
-                break
+            if read is None:
+                read = await self._writes.read(ulid)
+                if read is None or read.site != site:
+                    raise NotFound(_not_at_site(site, ulid))
+                if not may_change(ulid, queue, read.state(queue).status, Cause.REPORT, new_status):
+                    job, events = read, []
+                    break
             job = read.with_state(queue, state)
             data = _event_data(job)
             seq = await self._writes.change_if_unchanged(
@@ -303,7 +320,7 @@ class JobService:
             if seq is not None:
                 events = [StreamEvent(site, TOPIC_JOB, data, seq)]
                 break
-            # Another change came between the read and the write: decide again.
+            read = None  # the job changed since it was read: decide again
         await self._events.announce(events)
         self._count_finished([job], queue, now)
         if events and job.state(queue).status == FAILED:

@@ -16,6 +16,11 @@ A status change is conditional: the caller read the job (`read`), decided on the
 change and made the job's new event from what it read; the change is stored only if
 the job's queues are still as read (compare and set). Otherwise nothing is stored, and
 the caller decides again on the job as it is now.
+
+Because of that check, a caller may also decide on the job as this process last saw
+it (`remembered`): what it claimed, changed or read. A site reports on the jobs it
+was just sent, so most reports need no read. If anything changed the job since (a
+user, the expiry, another process), the write finds it and stores nothing.
 """
 
 import json
@@ -42,6 +47,9 @@ from obsrelay.store.schema import jobs
 from obsrelay.store.stream import append_each_on_postgresql, append_events, append_events_on
 
 T = TypeVar("T")
+# How many jobs a process remembers as it last saw them (about 1.5 KB each): the ones
+# the sites were sent lately and report on. The oldest seen is forgotten first.
+REMEMBERED_JOBS = 4096
 
 
 _COLUMNS = [column.name for column in jobs.c]
@@ -143,6 +151,22 @@ class _Change:
     data: str
 
 
+class _Remembered:
+    """The jobs as this process last saw them, the most recent REMEMBERED_JOBS."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def get(self, ulid: str) -> Job | None:
+        return self._jobs.get(ulid)
+
+    def saw(self, job: Job) -> None:
+        self._jobs.pop(job.ulid, None)  # to the end: most recently seen
+        self._jobs[job.ulid] = job
+        if len(self._jobs) > REMEMBERED_JOBS:
+            del self._jobs[next(iter(self._jobs))]
+
+
 class JobWrites:
     """Stores new jobs and status changes, with their events (of `topic`), on either
     backend."""
@@ -156,13 +180,24 @@ class JobWrites:
         self._reads = Batches(self._read_on_postgresql)
         self._inserts = Batches(self._insert_on_postgresql)
         self._changes = Batches(self._change_on_postgresql, key=lambda change: change.read.ulid)
+        self._remembered = _Remembered()
+
+    def remembered(self, ulid: str) -> Job | None:
+        """The job `ulid` as this process last claimed, changed or read it, if it still
+        remembers it. It may have changed since: decide on it only to try a
+        `change_if_unchanged`, which finds out; anything else needs a `read`."""
+        return self._remembered.get(ulid)
 
     async def read(self, ulid: str) -> Job | None:
         """The job `ulid` as it is now, to decide a change on (`change_if_unchanged`)."""
         if self._postgres is not None:
-            return await self._reads.add(ulid)
-        rows = await self._db.fetch(_GET_JOB, {"ulid": ulid})
-        return queries.job_from_columns(rows[0], json.loads) if rows else None
+            job = await self._reads.add(ulid)
+        else:
+            rows = await self._db.fetch(_GET_JOB, {"ulid": ulid})
+            job = queries.job_from_columns(rows[0], json.loads) if rows else None
+        if job is not None:
+            self._remembered.saw(job)
+        return job
 
     async def _read_on_postgresql(self, ulids: list[str]) -> list[Job | None]:
         assert self._postgres is not None
@@ -191,17 +226,21 @@ class JobWrites:
         `read`, where the caller saw that `cause` may make this change. Returns the
         event's number; None, storing nothing, if the job changed meanwhile."""
         if self._postgres is not None:
-            return await self._changes.add(_Change(read, queue, to, source, data))
+            number = await self._changes.add(_Change(read, queue, to, source, data))
+        else:
 
-        def change(conn: sa.Connection) -> int | None:
-            was = queries.queues_row(read)
-            unchanged = [jobs.c[name] == value for name, value in was.items()]
-            where = [jobs.c.ulid == read.ulid, *unchanged]
-            if not queries.change_status(conn, queue, cause, to, source, where):
-                return None
-            return append_events(conn, read.site, self._topic, [data], to.updated_ms)
+            def change(conn: sa.Connection) -> int | None:
+                was = queries.queues_row(read)
+                unchanged = [jobs.c[name] == value for name, value in was.items()]
+                where = [jobs.c.ulid == read.ulid, *unchanged]
+                if not queries.change_status(conn, queue, cause, to, source, where):
+                    return None
+                return append_events(conn, read.site, self._topic, [data], to.updated_ms)
 
-        return await self._db.write(change)
+            number = await self._db.write(change)
+        if number is not None:
+            self._remembered.saw(read.with_state(queue, to))
+        return number
 
     async def claim(
         self,
@@ -219,6 +258,16 @@ class JobWrites:
         `queries.claim_unread`), remembers the claim `claim_id` if given, and stores their
         events, in one transaction; `answer(jobs)` is made inside it, so that if it
         raises nothing is stored."""
+
+        def claim_on_sqlite(conn: sa.Connection) -> Claimed[T]:
+            claimed = queries.claim_unread(
+                conn, site, queue, to, source, floor_ulid=floor_ulid, limit=limit
+            )
+            if claim_id is not None:
+                queries.record_claim(conn, claim_id, queue, claimed, to.updated_ms)
+            answered, data = answer(claimed), [self._event_data(job) for job in claimed]
+            first = append_events(conn, site, self._topic, data, to.updated_ms) if claimed else 0
+            return Claimed(claimed, answered, data, first)
 
         if self._postgres is not None:
             params = {
@@ -244,19 +293,12 @@ class JobWrites:
                 )
                 return Claimed(claimed, answered, data, first)
 
-            return await self._postgres.in_transaction(claim_on_postgresql)
-
-        def claim_on_sqlite(conn: sa.Connection) -> Claimed[T]:
-            claimed = queries.claim_unread(
-                conn, site, queue, to, source, floor_ulid=floor_ulid, limit=limit
-            )
-            if claim_id is not None:
-                queries.record_claim(conn, claim_id, queue, claimed, to.updated_ms)
-            answered, data = answer(claimed), [self._event_data(job) for job in claimed]
-            first = append_events(conn, site, self._topic, data, to.updated_ms) if claimed else 0
-            return Claimed(claimed, answered, data, first)
-
-        return await self._db.write(claim_on_sqlite)
+            claimed = await self._postgres.in_transaction(claim_on_postgresql)
+        else:
+            claimed = await self._db.write(claim_on_sqlite)
+        for job in claimed.jobs:
+            self._remembered.saw(job)
+        return claimed
 
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None
