@@ -19,7 +19,9 @@ from fastapi.routing import APIRoute
 from obsrelay.domain.errors import InvalidInput
 from obsrelay.domain.values import check_json, quote
 
-_BODY_STATE = "obsrelay_json_body"
+# Where a request's parsed body is kept, in its ASGI scope (a plain dict: asking
+# `request.state` for a missing name raises and catches an AttributeError each time).
+_BODY_KEY = "obsrelay.json_body"
 
 
 def encode_strictly(value: Any) -> bytes:
@@ -59,14 +61,14 @@ def parse_json(raw: bytes) -> Any:
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object (parsed once per request and cached)."""
-    cached = getattr(request.state, _BODY_STATE, None)
+    cached = request.scope.get(_BODY_KEY)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     value = parse_json(await request.body())
     if not isinstance(value, dict):
         kind = "a list" if isinstance(value, list) else quote(value)
         raise InvalidInput(f"The request body must be a JSON object, not {kind}.")
-    setattr(request.state, _BODY_STATE, value)
+    request.scope[_BODY_KEY] = value
     return value
 
 
