@@ -52,9 +52,13 @@ class StreamEvent:
     seq: int | None = None
 
 
+# One encoder: `json.dumps` with an option builds a new one each call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(data: Any) -> str:
     """JSON text for an event's data (made once, stored and sent as it is)."""
-    return json.dumps(data, separators=(",", ":"))
+    return _COMPACT.encode(data)
 
 
 class EventLog:

@@ -52,9 +52,13 @@ def message_to_wire(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# One encoder: `json.dumps` with an option builds a new one each call.
+_LEGACY = json.JSONEncoder(separators=(",", ":"))
+
+
 def legacy_json(value: Any) -> str:
     """JSON text as the hosted services wrote it: compact, non-ASCII escaped."""
-    return json.dumps(value, separators=(",", ":"))
+    return _LEGACY.encode(value)
 
 
 def parse_queue(body: dict[str, Any]) -> Queue:
