@@ -24,18 +24,20 @@ from obsrelay.domain.values import check_json, quote
 _BODY_KEY = "obsrelay.json_body"
 
 
-def encode_strictly(value: Any) -> bytes:
-    """`value` as JSON bytes, or an error when it cannot be sent as valid JSON (NaN, a lone
-    surrogate): a claim encodes its answer this way before it commits."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
 def _refuse_constant(name: str) -> Any:
     raise InvalidInput(f"The request body holds {name}, which is not a number JSON allows.")
 
 
-# One decoder for every body: `json.loads` with an option builds a new one each call.
+# One decoder for every body, and one encoder: `json.loads` and `json.dumps` with an
+# option build a new one each call.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_STRICT = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def encode_strictly(value: Any) -> bytes:
+    """`value` as JSON bytes, or an error when it cannot be sent as valid JSON (NaN, a lone
+    surrogate): a claim encodes its answer this way before it commits."""
+    return _STRICT.encode(value).encode("utf-8")
 
 
 def parse_json(raw: bytes) -> Any:
