@@ -32,14 +32,23 @@ def _status(queue: Queue) -> sa.Column[Any]:
     return jobs.c[queue_columns(queue)[0]]
 
 
+_QUEUE_COLUMNS = {
+    queue: (f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms") for queue in Queue
+}
+
+
 def queue_columns(queue: Queue) -> tuple[str, str, str]:
     """The names of `queue`'s columns: its status, seconds and update time."""
-    return f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms"
+    return _QUEUE_COLUMNS[queue]
 
 
 def _queue_values(queue: Queue, state: QueueState) -> dict[str, Any]:
-    values = (state.status, state.seconds_until_complete, state.updated_ms)
-    return dict(zip(queue_columns(queue), values, strict=True))
+    status, seconds, updated_ms = _QUEUE_COLUMNS[queue]
+    return {
+        status: state.status,
+        seconds: state.seconds_until_complete,
+        updated_ms: state.updated_ms,
+    }
 
 
 def queues_row(job: Job) -> dict[str, Any]:
