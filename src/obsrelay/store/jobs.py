@@ -192,14 +192,33 @@ def forget_claims_before(conn: sa.Connection, at_ms: int) -> None:
     conn.execute(claims.delete().where(claims.c.at_ms < at_ms))
 
 
+def _of_site_from(site: Any, floor_ulid: Any) -> list[sa.ColumnElement[bool]]:
+    """`site`'s jobs from `floor_ulid` on, as terms that only an index on (site, ulid)
+    serves, with `_OLDEST_OF_SITE_FIRST`: a claim and a probe read the partial index
+    of a queue's unread jobs (schema.py), however many jobs there are.
+
+    Written `site = s AND ulid >= f ORDER BY ulid`, PostgreSQL may instead walk the
+    primary key (or the table) from f when its statistics say that most jobs are
+    unread, as during a backlog: it expects to meet one soon, but the unread jobs are
+    the newest, behind every finished one. Behind 10,000 finished jobs that took 3 ms
+    per claim, against 0.06 ms on the partial index. As a row comparison, in the order
+    (site, ulid), which the primary key cannot give, it reads the partial index. SQLite
+    reads it either way.
+    """
+    return [sa.tuple_(jobs.c.site, jobs.c.ulid) >= sa.tuple_(site, floor_ulid), jobs.c.site <= site]
+
+
+_OLDEST_OF_SITE_FIRST = (jobs.c.site, jobs.c.ulid)
+
+
 def _unread_probe(queue: Queue) -> sa.Select[tuple[str]]:
     return (
         sa.select(jobs.c.ulid)
         .where(
-            jobs.c.site == sa.bindparam("site"),
             _status(queue) == _UNREAD,
-            jobs.c.ulid >= sa.bindparam("floor"),
+            *_of_site_from(sa.bindparam("site"), sa.bindparam("floor")),
         )
+        .order_by(*_OLDEST_OF_SITE_FIRST)
         .limit(1)
     )
 
@@ -220,21 +239,23 @@ def change_status(
     *,
     limit: int | None = None,
     skip_locked: bool = False,
+    oldest_first: tuple[sa.Column[Any], ...] = (jobs.c.ulid,),
 ) -> list[Job]:
     """The one way a stored status changes: moves `queue` of the jobs that match `where`,
     and are in a state `cause` may leave, to `to`, and adds each change to the job's
     history. Returns the changed jobs, oldest first.
 
-    With `skip_locked`, the oldest matching rows (at most `limit`) are picked and
-    changed in one statement, and on PostgreSQL rows that a concurrent transaction
-    holds are skipped, so no two pollers take the same job.
+    With `skip_locked`, the oldest matching rows (at most `limit`, in the order
+    `oldest_first`) are picked and changed in one statement, and on PostgreSQL rows
+    that a concurrent transaction holds are skipped, so no two pollers take the same
+    job.
     """
     match = [_leaving(queue, cause), *where]
     if skip_locked:
         pick = (
             sa.select(jobs.c.ulid)
             .where(*match)
-            .order_by(jobs.c.ulid)
+            .order_by(*oldest_first)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -265,8 +286,17 @@ def claim_unread(
     limit: int | None = None,
 ) -> list[Job]:
     """Moves `site`'s deliverable UNREAD jobs on `queue` to `to` (RECEIVED), oldest first."""
-    where = [jobs.c.site == site, jobs.c.ulid >= floor_ulid]
-    return change_status(conn, queue, Cause.CLAIM, to, source, where, limit=limit, skip_locked=True)
+    return change_status(
+        conn,
+        queue,
+        Cause.CLAIM,
+        to,
+        source,
+        _of_site_from(site, floor_ulid),
+        limit=limit,
+        skip_locked=True,
+        oldest_first=_OLDEST_OF_SITE_FIRST,
+    )
 
 
 def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
@@ -277,13 +307,12 @@ def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
     first. Parameters: site, floor, limit, status, seconds, at_ms, source, claim_id."""
     match = [
         _leaving(queue, Cause.CLAIM),
-        jobs.c.site == sa.bindparam("site"),
-        jobs.c.ulid >= sa.bindparam("floor"),
+        *_of_site_from(sa.bindparam("site"), sa.bindparam("floor")),
     ]
     pick = (
         sa.select(jobs.c.ulid)
         .where(*match)
-        .order_by(jobs.c.ulid)
+        .order_by(*_OLDEST_OF_SITE_FIRST)
         .limit(sa.bindparam("limit", type_=sa.Integer))
         .with_for_update(skip_locked=True)
     )
