@@ -29,3 +29,8 @@ def drop_database(postgres_admin: str, name: str) -> None:
 
 async def drop_postgres_database(postgres_admin: str, name: str) -> None:
     await _admin(postgres_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def vacuum_postgres_database(url: str) -> None:
+    """VACUUM ANALYZE of the database of `url`: its dead rows gone, its statistics new."""
+    await _admin(url, "VACUUM ANALYZE")
