@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 
 from obsrelay import __version__
@@ -18,7 +17,7 @@ from obsrelay.api.compat import jobs as compat_jobs
 from obsrelay.api.compat import logs as compat_logs
 from obsrelay.api.deps import Services
 from obsrelay.api.errors import ERROR_HEADER, install_error_handlers
-from obsrelay.api.middleware import AccessLog, BodySizeLimit, HttpMetrics, TrustedProxies
+from obsrelay.api.middleware import CORS, AccessLog, BodySizeLimit, HttpMetrics, TrustedProxies
 from obsrelay.api.v1 import jobs as v1_jobs
 from obsrelay.api.v1 import messages as v1_messages
 from obsrelay.api.v1 import sites as v1_sites
@@ -321,7 +320,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # Outside the body limit, so that its 413 answers carry CORS headers too.
     app.add_middleware(
-        CORSMiddleware,
+        CORS,
         allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Site-Key"],
