@@ -62,9 +62,10 @@ class CORS(CORSMiddleware):
 
     Such a request does not come from a browser's page on another origin (it comes from
     the site software, the command line, a health check), and the whole middleware only
-    adds `Vary: Origin` to its answer: by parsing the request's headers and the
-    answer's, which cost 6 % of a `newjob`'s CPU on the server. Here it gets the same
-    Vary, made directly; a request with an Origin goes through the whole middleware.
+    adds `Vary: Origin` to its answer, by parsing the request's headers and the
+    answer's: 4 µs of a request's CPU (a `newjob` took 115.5 µs in-process without them).
+    Here it gets the same Vary, made directly; a request with an Origin goes through the
+    whole middleware.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
