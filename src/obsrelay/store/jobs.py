@@ -32,18 +32,18 @@ def _status(queue: Queue) -> sa.Column[Any]:
     return jobs.c[queue_columns(queue)[0]]
 
 
-_QUEUE_COLUMNS = {
+_COLUMNS_OF_QUEUE = {
     queue: (f"{queue}_status", f"{queue}_seconds", f"{queue}_updated_ms") for queue in Queue
 }
 
 
 def queue_columns(queue: Queue) -> tuple[str, str, str]:
     """The names of `queue`'s columns: its status, seconds and update time."""
-    return _QUEUE_COLUMNS[queue]
+    return _COLUMNS_OF_QUEUE[queue]
 
 
 def _queue_values(queue: Queue, state: QueueState) -> dict[str, Any]:
-    status, seconds, updated_ms = _QUEUE_COLUMNS[queue]
+    status, seconds, updated_ms = queue_columns(queue)
     return {
         status: state.status,
         seconds: state.seconds_until_complete,
