@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 
 from obsrelay.domain.ids import MonotonicUlids
 from obsrelay.domain.jobs import UNKNOWN_SECONDS, Identity, Job, Queue, QueueState
@@ -43,6 +44,39 @@ def _data(job: Job) -> str:
 async def _events(db: Database, site: str) -> list[tuple[int, str]]:
     rows = await db.read(lambda conn: stream.events_after(conn, site, 0, 10_000))
     return [(row.seq, row.data) for row in rows]
+
+
+async def _waiting(db: Database, site: str, count: int) -> tuple[JobWrites, list[Job], QueueState]:
+    """JobWrites with `count` new jobs of `site` stored, and the state a claim moves
+    them to."""
+    writes = JobWrites(db, "job", event_data=_data)
+    new = [_job(site, n=i) for i in range(count)]
+    for job in new:
+        await writes.insert(job, _data(job))
+    return writes, new, QueueState(RECEIVED, UNKNOWN_SECONDS, new[-1].created_ms + 1)
+
+
+def _claim_started(
+    writes: JobWrites,
+    new: list[Job],
+    received: QueueState,
+    answer: Callable[[list[Job]], str],
+    limit: int | None,
+    claim_id: str | None = None,
+) -> "asyncio.Future[Claimed[str]]":
+    """A claim on the primary queue of the site of `new`, under way."""
+    return asyncio.ensure_future(
+        writes.claim(
+            new[0].site,
+            Queue.PRIMARY,
+            received,
+            "site",
+            answer,
+            floor_ulid=new[0].ulid,
+            limit=limit,
+            claim_id=claim_id,
+        )
+    )
 
 
 async def test_jobs_stored_together_keep_each_sites_numbers_gap_free(db: Database, site: str):
@@ -126,26 +160,13 @@ async def test_many_changes_of_many_jobs_at_once(db: Database, site: str):
 
 
 async def test_a_claim_stores_nothing_when_its_answer_cannot_be_made(db: Database, site: str):
-    writes = JobWrites(db, "job", event_data=_data)
-    new = [_job(site) for _ in range(3)]
-    for job in new:
-        await writes.insert(job, _data(job))
-    received = QueueState(RECEIVED, UNKNOWN_SECONDS, new[-1].created_ms + 1)
+    writes, new, received = await _waiting(db, site, 3)
 
     def refuse(jobs: list[Job]) -> str:
         raise ValueError("cannot render")
 
     async def claim(answer: Callable[[list[Job]], str], limit: int | None) -> Claimed[str]:
-        return await writes.claim(
-            site,
-            Queue.PRIMARY,
-            received,
-            "site",
-            answer,
-            floor_ulid=new[0].ulid,
-            limit=limit,
-            claim_id="claim-1",
-        )
+        return await _claim_started(writes, new, received, answer, limit, "claim-1")
 
     with pytest.raises(ValueError):
         await claim(refuse, None)
@@ -222,3 +243,74 @@ async def test_a_process_remembers_the_jobs_it_saw_lately(
     assert writes.remembered(new[3].ulid) == new[3]
     assert writes.remembered(new[1].ulid) is None
     assert [writes.remembered(job.ulid) is not None for job in new] == [True, False, True, True]
+
+
+async def test_claims_that_come_together_are_dealt_the_oldest_jobs_in_turn(db: Database, site: str):
+    writes, new, received = await _waiting(db, site, 12)
+
+    def claim(
+        limit: int | None, claim_id: str | None = None, late_ms: int = 0
+    ) -> "asyncio.Future[Claimed[str]]":
+        to = QueueState(RECEIVED, UNKNOWN_SECONDS, received.updated_ms + late_ms)
+        return _claim_started(
+            writes, new, to, lambda jobs: ",".join(j.ulid for j in jobs), limit, claim_id
+        )
+
+    # Five claims that come at once share one transaction: each is dealt up to its
+    # limit, in the order they came, and all take the state of the latest of them.
+    claimed = await asyncio.gather(
+        claim(2),
+        claim(3, "claim-b", 1),
+        claim(1, None, 2),
+        claim(4, "claim-d", 3),
+        claim(5, None, 4),
+    )
+    latest = QueueState(RECEIVED, UNKNOWN_SECONDS, received.updated_ms + 4)
+    shares = [[job.ulid for job in each.jobs] for each in claimed]
+    ulids = [job.ulid for job in new]
+    assert shares == [ulids[0:2], ulids[2:5], ulids[5:6], ulids[6:10], ulids[10:12]]
+    for each in claimed:
+        assert each.answer == ",".join(job.ulid for job in each.jobs)
+        assert each.jobs == [
+            job.with_state(Queue.PRIMARY, latest) for job in new if job.ulid in each.answer
+        ]
+        # Each claim's events are the numbers of its own jobs, in order.
+        assert each.data == [_data(job) for job in each.jobs]
+    events = dict(await _events(db, site))
+    for each in claimed:
+        numbers = range(each.first_seq, each.first_seq + len(each.jobs))
+        assert [events[number] for number in numbers] == each.data
+    assert sorted(events) == list(range(1, 25))  # 12 new, 12 received: gap-free
+
+    # Each identified claim remembers its own jobs, and only those.
+    def jobs_of(claim_id: str) -> Callable[[sa.Connection], list[Job]]:
+        return lambda conn: queries.jobs_of_claim(conn, site, Queue.PRIMARY, claim_id)
+
+    assert await db.read(jobs_of("claim-b")) == claimed[1].jobs
+    assert await db.read(jobs_of("claim-d")) == claimed[3].jobs
+    # Nothing is left, and a claim that takes all takes nothing.
+    assert (await claim(None)).jobs == []
+
+
+async def test_a_claim_whose_answer_fails_fails_alone_in_its_batch(db: Database, site: str):
+    writes, new, received = await _waiting(db, site, 4)
+
+    def refuse(jobs: list[Job]) -> str:
+        if jobs:
+            raise ValueError("cannot render")
+        return ""
+
+    def claim(answer: Callable[[list[Job]], str]) -> "asyncio.Future[Claimed[str]]":
+        return _claim_started(writes, new, received, answer, 1)
+
+    first, bad, good = claim(str), claim(refuse), claim(str)  # at once: one batch
+    assert len((await first).jobs) == 1
+    with pytest.raises(ValueError):
+        await bad
+    # The batch was rolled back and each claim tried again alone, in turn: the first got
+    # the oldest job, the one that cannot be answered took nothing, and the good one got
+    # the oldest job left.
+    assert [job.ulid for job in (await good).jobs] == [new[1].ulid]
+    stored = [await writes.read(job.ulid) for job in new]
+    assert [job.primary.status for job in stored if job] == [RECEIVED, RECEIVED, UNREAD, UNREAD]
+    assert len(await _events(db, site)) == 4 + 2

@@ -8,7 +8,9 @@ Each is written with the jobs' events on their site's stream, in one transaction
   arrive together go in one statement (`store/batching.py`), which takes each site's
   stream numbers once for all of them and holds that lock only for itself and its
   commit (ADR 0009).
-  A claim is two statements in one transaction (its events need the jobs it took).
+  A claim is two statements in one transaction (its events need the jobs it took);
+  the claims of one site's queue that arrive together share it, and are dealt its
+  jobs in turn.
 - SQLite: the shared queries of `store/jobs.py` and `store/stream.py` in a write
   transaction, which SQLite group-commits with the others of the same moment.
 
@@ -43,7 +45,7 @@ from obsrelay.store.batching import (
     unnest_cte,
 )
 from obsrelay.store.database import Database, PostgresDatabase, Statement
-from obsrelay.store.schema import jobs
+from obsrelay.store.schema import claims, jobs
 from obsrelay.store.stream import append_each_on_postgresql, append_events, append_events_on
 
 T = TypeVar("T")
@@ -53,6 +55,7 @@ REMEMBERED_JOBS = 4096
 
 
 _COLUMNS = [column.name for column in jobs.c]
+_CLAIM_RECORD = [column.name for column in claims.c]
 _QUEUE_COLUMNS = [column for queue in Queue for column in queries.queue_columns(queue)]
 
 # New jobs, each column an array, and their events.
@@ -119,6 +122,15 @@ _GET_JOBS_ON_POSTGRESQL = Statement(
     sa.select(jobs).where(jobs.c.ulid == sa.func.any(sa.bindparam("ulids", type_=ARRAY(sa.Text))))
 )
 _CLAIM_ON_POSTGRESQL = {queue: Statement(queries.claim_on_postgresql(queue)) for queue in Queue}
+# The jobs that the claims of a batch took, each under its claim's id (the rows of
+# `queries.claim_rows`).
+_RECORD_CLAIMS_ON_POSTGRESQL = Statement(
+    sa.text(
+        f"""WITH {unnest_cte("taken", typed_columns(claims, _CLAIM_RECORD))}
+        INSERT INTO claims ({", ".join(_CLAIM_RECORD)})
+        SELECT {", ".join(_CLAIM_RECORD)} FROM taken"""
+    )
+)
 
 
 def _job_row_as_text(job: Job) -> dict[str, Any]:
@@ -134,6 +146,54 @@ class Claimed(Generic[T]):
     answer: T
     data: list[str]
     first_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """One caller's claim on a queue of a site: up to `limit` jobs (None: all) that are
+    deliverable from `floor_ulid` on, to be moved to `to`; `answer` makes what the caller
+    is sent."""
+
+    to: QueueState
+    floor_ulid: str
+    limit: int | None
+    claim_id: str | None
+    answer: Callable[[list[Job]], Any]
+
+
+def _as_one_claim(batch: list[_Claim]) -> tuple[QueueState, str, int | None]:
+    """The state, floor and limit of the one claim that takes the jobs for all of `batch`:
+    the latest state and floor of theirs (a job past one caller's floor has expired for
+    all), and the sum of their limits (None if any takes all)."""
+    to = max((claim.to for claim in batch), key=lambda state: state.updated_ms)
+    floor = max(claim.floor_ulid for claim in batch)
+    limits = [claim.limit for claim in batch]
+    return to, floor, None if None in limits else sum(limit or 0 for limit in limits)
+
+
+def _shares(batch: list[_Claim], taken: list[Job]) -> list[list[Job]]:
+    """`taken` (oldest first) dealt to the claims of `batch` in the order they came, each
+    up to its limit; one without a limit takes the rest."""
+    shares, start = [], 0
+    for claim in batch:
+        end = len(taken) if claim.limit is None else min(len(taken), start + claim.limit)
+        shares.append(taken[start:end])
+        start = end
+    return shares
+
+
+def _claimed_each(
+    shares: list[list[Job]], answers: list[Any], data: list[str], first_seq: int
+) -> list[Claimed[Any]]:
+    """What each claim of a batch took, with its answer and its events: `data` and the
+    numbers from `first_seq` on are the events of all the shares, in order."""
+    claimed, offset = [], 0
+    for share, answer in zip(shares, answers, strict=True):
+        count = len(share)
+        events = data[offset : offset + count]
+        claimed.append(Claimed(share, answer, events, first_seq + offset if count else 0))
+        offset += count
+    return claimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +240,9 @@ class JobWrites:
         self._reads = Batches(self._read_on_postgresql)
         self._inserts = Batches(self._insert_on_postgresql)
         self._changes = Batches(self._change_on_postgresql, key=lambda change: change.read.ulid)
+        # Per site, queue and source: the claims that may share a transaction (a few
+        # per registered site: claims come from the sites themselves).
+        self._claims: dict[tuple[str, Queue, str], Batches[_Claim, Claimed[Any]]] = {}
         self._remembered = _Remembered()
 
     def remembered(self, ulid: str) -> Job | None:
@@ -257,48 +320,84 @@ class JobWrites:
         """Moves `site`'s deliverable UNREAD jobs on `queue` to `to` (see
         `queries.claim_unread`), remembers the claim `claim_id` if given, and stores their
         events, in one transaction; `answer(jobs)` is made inside it, so that if it
-        raises nothing is stored."""
+        raises nothing is stored.
 
-        def claim_on_sqlite(conn: sa.Connection) -> Claimed[T]:
-            claimed = queries.claim_unread(
-                conn, site, queue, to, source, floor_ulid=floor_ulid, limit=limit
+        The claims of one site's queue that arrive while one of them is under way go
+        together in the next transaction, as the writes of `store/batching.py` do: one
+        claim takes the jobs for all of them, dealt out oldest first in the order they
+        came. If an answer cannot be made, each claim of the batch is tried again alone.
+        """
+        key = (site, queue, source)
+        claims = self._claims.get(key)
+        if claims is None:
+            claims = self._claims[key] = Batches(
+                lambda batch: self._claim_together(site, queue, source, batch)
             )
-            if claim_id is not None:
-                queries.record_claim(conn, claim_id, queue, claimed, to.updated_ms)
-            answered, data = answer(claimed), [self._event_data(job) for job in claimed]
-            first = append_events(conn, site, self._topic, data, to.updated_ms) if claimed else 0
-            return Claimed(claimed, answered, data, first)
-
-        if self._postgres is not None:
-            params = {
-                "site": site,
-                "floor": floor_ulid,
-                "limit": limit,
-                "status": to.status,
-                "seconds": to.seconds_until_complete,
-                "at_ms": to.updated_ms,
-                "source": source,
-                "claim_id": claim_id,
-            }
-            claim = _CLAIM_ON_POSTGRESQL[queue]
-
-            async def claim_on_postgresql(conn: asyncpg.Connection) -> Claimed[T]:
-                rows = await claim.fetch_on(conn, params)
-                claimed = [queries.job_from_columns(row, json.loads) for row in rows]
-                answered, data = answer(claimed), [self._event_data(job) for job in claimed]
-                first = (
-                    await append_events_on(conn, site, self._topic, data, to.updated_ms)
-                    if claimed
-                    else 0
-                )
-                return Claimed(claimed, answered, data, first)
-
-            claimed = await self._postgres.in_transaction(claim_on_postgresql)
-        else:
-            claimed = await self._db.write(claim_on_sqlite)
+        claimed: Claimed[T] = await claims.add(_Claim(to, floor_ulid, limit, claim_id, answer))
         for job in claimed.jobs:
             self._remembered.saw(job)
         return claimed
+
+    async def _claim_together(
+        self, site: str, queue: Queue, source: str, batch: list[_Claim]
+    ) -> list[Claimed[Any]]:
+        """The claims of `batch` in one transaction: each one's jobs, answer and events."""
+        to, floor, limit = _as_one_claim(batch)
+
+        def deal(taken: list[Job]) -> tuple[list[list[Job]], list[Any], list[str]]:
+            shares = _shares(batch, taken)
+            answers = [claim.answer(share) for claim, share in zip(batch, shares, strict=True)]
+            return shares, answers, [self._event_data(job) for job in taken]
+
+        def records(shares: list[list[Job]]) -> list[tuple[str, list[Job]]]:
+            return [
+                (claim.claim_id, share)
+                for claim, share in zip(batch, shares, strict=True)
+                if claim.claim_id is not None and share
+            ]
+
+        def on_sqlite(conn: sa.Connection) -> list[Claimed[Any]]:
+            taken = queries.claim_unread(
+                conn, site, queue, to, source, floor_ulid=floor, limit=limit
+            )
+            shares, answers, data = deal(taken)
+            for claim_id, share in records(shares):
+                queries.record_claim(conn, claim_id, queue, share, to.updated_ms)
+            first = append_events(conn, site, self._topic, data, to.updated_ms) if taken else 0
+            return _claimed_each(shares, answers, data, first)
+
+        if self._postgres is None:
+            return await self._db.write(on_sqlite)
+        params = {
+            "site": site,
+            "floor": floor,
+            "limit": limit,
+            "status": to.status,
+            "seconds": to.seconds_until_complete,
+            "at_ms": to.updated_ms,
+            "source": source,
+        }
+        claim = _CLAIM_ON_POSTGRESQL[queue]
+
+        async def on_postgresql(conn: asyncpg.Connection) -> list[Claimed[Any]]:
+            taken = [
+                queries.job_from_columns(row, json.loads)
+                for row in await claim.fetch_on(conn, params)
+            ]
+            shares, answers, data = deal(taken)
+            recorded = [
+                row
+                for claim_id, share in records(shares)
+                for row in queries.claim_rows(claim_id, queue, share, to.updated_ms)
+            ]
+            if recorded:
+                await _RECORD_CLAIMS_ON_POSTGRESQL.fetch_on(conn, columns_of(recorded))
+            first = (
+                await append_events_on(conn, site, self._topic, data, to.updated_ms) if taken else 0
+            )
+            return _claimed_each(shares, answers, data, first)
+
+        return await self._postgres.in_transaction(on_postgresql)
 
     async def _insert_on_postgresql(self, batch: list[_New]) -> list[int | None]:
         assert self._postgres is not None

@@ -175,14 +175,21 @@ def jobs_of_claim(conn: sa.Connection, site: str, queue: Queue, claim_id: str) -
     return [row_to_job(row) for row in conn.execute(query)]
 
 
+def claim_rows(
+    claim_id: str, queue: Queue, taken: Sequence[Job], at_ms: int
+) -> list[dict[str, Any]]:
+    """The rows of `claims` that remember which jobs the claim `claim_id` took."""
+    return [
+        {"claim_id": claim_id, "queue": str(queue), "job_ulid": job.ulid, "at_ms": at_ms}
+        for job in taken
+    ]
+
+
 def record_claim(
     conn: sa.Connection, claim_id: str, queue: Queue, taken: Sequence[Job], at_ms: int
 ) -> None:
     """Remembers which jobs the claim `claim_id` took, for a retry of it."""
-    rows = [
-        {"claim_id": claim_id, "queue": str(queue), "job_ulid": job.ulid, "at_ms": at_ms}
-        for job in taken
-    ]
+    rows = claim_rows(claim_id, queue, taken, at_ms)
     if rows:
         conn.execute(_INSERT_CLAIM, rows)
 
@@ -302,9 +309,9 @@ def claim_unread(
 def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
     """`claim_unread` as one statement for PostgreSQL (SQLite has no writes in a WITH):
     moves the site's deliverable UNREAD jobs on `queue`, the oldest first and at most
-    `limit` (NULL: all), to RECEIVED at `at_ms`, adds their history entries and, with a
-    `claim_id` (NULL: none), remembers the claim. Its rows: the changed jobs, oldest
-    first. Parameters: site, floor, limit, status, seconds, at_ms, source, claim_id."""
+    `limit` (NULL: all), to RECEIVED at `at_ms`, and adds their history entries. Its
+    rows: the changed jobs, oldest first. Parameters: site, floor, limit, status,
+    seconds, at_ms, source."""
     match = [
         _leaving(queue, Cause.CLAIM),
         *_of_site_from(sa.bindparam("site"), sa.bindparam("floor")),
@@ -330,16 +337,7 @@ def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
         ["job_ulid", "at_ms", "queue", "status", "seconds_until_complete", "source"],
         sa.select(changed.c.ulid, at_ms, _literal(queue), status, seconds, sa.bindparam("source")),
     )
-    claim_id = sa.bindparam("claim_id", type_=sa.String)
-    recorded = claims.insert().from_select(
-        ["claim_id", "queue", "job_ulid", "at_ms"],
-        sa.select(claim_id, _literal(queue), changed.c.ulid, at_ms).where(claim_id.is_not(None)),
-    )
-    return (
-        sa.select(changed)
-        .add_cte(history.cte("history"), recorded.cte("recorded"))
-        .order_by(changed.c.ulid)
-    )
+    return sa.select(changed).add_cte(history.cte("history")).order_by(changed.c.ulid)
 
 
 def cancel_open_before(
