@@ -14,6 +14,7 @@ from obsrelay.domain.jobs import (
 from obsrelay.domain.lifecycle import CANCELLED, COMPLETE, EXPIRED, RECEIVED, UNREAD
 from obsrelay.services.jobs import JobService
 from obsrelay.services.stream import EventLog
+from obsrelay.store import jobs as queries
 from obsrelay.store.database import Database, open_database
 from tests.helpers import USER, new_job, run_unmeasured
 
@@ -86,6 +87,53 @@ def count_job_reads(jobs: JobService, monkeypatch: pytest.MonkeyPatch) -> list[s
 
     monkeypatch.setattr(writes, "read", counted)
     return seen
+
+
+def count_looks(jobs: JobService, monkeypatch: pytest.MonkeyPatch) -> list[Queue]:
+    """The queues `jobs` looks at for an unread job before a claim, from now on (the
+    look is wrapped, not replaced)."""
+    probes = {id(statement): queue for queue, statement in queries.UNREAD_PROBES.items()}
+    real = jobs._db.fetch
+    seen: list[Queue] = []
+
+    async def counted(statement, params):
+        if id(statement) in probes:
+            seen.append(probes[id(statement)])
+        return await real(statement, params)
+
+    monkeypatch.setattr(jobs._db, "fetch", counted)
+    return seen
+
+
+async def test_a_queue_whose_claim_took_all_it_asked_is_claimed_again_without_a_look(
+    db: Database, events: EventLog, jobs: JobService, site, monkeypatch: pytest.MonkeyPatch
+):
+    other = JobService(db, events)  # another process on the same database
+    ulids = [(await jobs.submit(new_job(site))).job.ulid for _ in range(3)]
+    looks = count_looks(jobs, monkeypatch)
+
+    async def claim(limit: int | None, queue: Queue = Queue.PRIMARY) -> list[str]:
+        return [job.ulid for job in await jobs.claim(site, queue, limit=limit)]
+
+    assert await claim(2) == ulids[:2]
+    assert looks == [Queue.PRIMARY]  # nothing known of the queue: a look first
+    # It took all it asked for, so more may wait: the next claims go to the store at
+    # once, and find what another process added meanwhile.
+    late = (await other.submit(new_job(site))).job.ulid
+    assert await claim(2) == [ulids[2], late]
+    assert await claim(2) == []
+    assert looks == [Queue.PRIMARY]
+    # A claim that took less than it asked (here: nothing) ends it.
+    assert await claim(2) == []
+    assert looks == [Queue.PRIMARY] * 2
+    # So does one that took all there was, without a limit; and each queue is its own.
+    newer = (await jobs.submit(new_job(site))).job.ulid
+    assert await claim(None) == [newer]
+    assert await claim(1) == []
+    assert await claim(1, Queue.ALTERNATE) == [ulids[0]]
+    assert looks == [Queue.PRIMARY] * 4 + [Queue.ALTERNATE]
+    assert await claim(1, Queue.ALTERNATE) == [ulids[1]]
+    assert looks == [Queue.PRIMARY] * 4 + [Queue.ALTERNATE]
 
 
 async def test_a_report_on_a_job_just_claimed_needs_no_read(

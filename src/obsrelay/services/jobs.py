@@ -140,6 +140,9 @@ class JobService:
         self._clock_ms = clock_ms
         self._ulids = MonotonicUlids()
         self._empty = EmptyQueues(empty_hint_seconds)
+        # The queues whose last claim here took all it asked for, so that more may wait:
+        # their next claim goes to the store at once, without a look first.
+        self._backlogs: set[tuple[str, Queue]] = set()
         self._writes = JobWrites(db, TOPIC_JOB, event_data=_event_data)
 
     def on_notice(self, notice: Notice) -> None:
@@ -226,6 +229,8 @@ class JobService:
         # Most polls find nothing: answer those from memory when this queue was just
         # found empty, else from a read, without a write transaction. A claim that may
         # be a retry (`claim_id`) always reads: its first attempt may have taken jobs.
+        # Where the last claim took all it asked for (a backlog), more jobs may wait:
+        # the claim goes to the store without the look.
         if claim_id is None and self._empty.is_empty(site, queue):
             return [], answer([])
         now = self._clock_ms()
@@ -238,6 +243,8 @@ class JobService:
                 )
                 if taken:
                     return taken, False
+            if (site, queue) in self._backlogs:
+                return [], True
             found = await self._db.fetch(
                 queries.UNREAD_PROBES[queue], {"site": site, "floor": floor}
             )
@@ -272,6 +279,10 @@ class JobService:
             claim_id=claim_id,
         )
         claimed, answered = received.jobs, received.answer
+        if limit and len(claimed) == limit:  # (a limit of 0 takes nothing, and tells nothing)
+            self._backlogs.add((site, queue))
+        else:  # the next poll looks first, and may find the queue empty
+            self._backlogs.discard((site, queue))
         await self._events.announce(
             EventLog.numbered(site, TOPIC_JOB, received.data, received.first_seq)
         )
