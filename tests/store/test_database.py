@@ -227,6 +227,45 @@ async def test_stream_events_in_the_legacy_form_are_expired_and_numbering_goes_o
         await db.close()
 
 
+async def test_the_job_history_keeps_its_rows_without_a_key_to_its_job(empty_database_url):
+    """Migration 0012: job_history loses its foreign key to jobs (on SQLite by building
+    the table again), and keeps every row, in order, on both backends."""
+    from obsrelay.bus import MemoryBus
+    from obsrelay.domain.jobs import Queue
+    from obsrelay.services.jobs import JobService
+    from obsrelay.services.stream import EventLog
+    from tests.helpers import new_job
+
+    def keys(conn: sa.Connection) -> list[str]:
+        return [key["referred_table"] for key in sa.inspect(conn).get_foreign_keys("job_history")]
+
+    async def steps(db: Database, ulid: str) -> list[str]:
+        service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+        _, history = await service.find(ulid)
+        return [entry.status for entry in history if entry.queue is Queue.PRIMARY]
+
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    await db.downgrade("0011")
+    assert await db.read(keys) == ["jobs"]
+    service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+    job = (await service.submit(new_job("migrated"))).job
+    await service.claim("migrated", Queue.PRIMARY)
+    await service.report_status("migrated", job.ulid, Queue.PRIMARY, "EXPOSING", 30)
+    await db.close()
+
+    db = open_database(empty_database_url)
+    await db.upgrade()
+    try:
+        assert await db.read(keys) == []
+        assert await steps(db, job.ulid) == ["UNREAD", "RECEIVED", "EXPOSING"]
+        service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+        await service.report_status("migrated", job.ulid, Queue.PRIMARY, "COMPLETE")
+        assert await steps(db, job.ulid) == ["UNREAD", "RECEIVED", "EXPOSING", "COMPLETE"]
+    finally:
+        await db.close()
+
+
 def test_an_outage_ends_only_with_a_success_that_began_after_it(caplog):
     # A request that was already past the database when it went away may succeed after the
     # first failure; it says nothing about now, and must not log a recovery (and a new outage).

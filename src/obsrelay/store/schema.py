@@ -70,9 +70,9 @@ job_history = sa.Table(
     "job_history",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column(
-        "job_ulid", sa.String(26), sa.ForeignKey("jobs.ulid", ondelete="CASCADE"), nullable=False
-    ),
+    # No foreign key: each row is written with its job's change, from the changed row,
+    # and jobs are never deleted; the key's check cost a lock per change (migration 0012).
+    sa.Column("job_ulid", sa.String(26), nullable=False),
     sa.Column("at_ms", sa.BigInteger, nullable=False),
     sa.Column("queue", sa.String(16), nullable=False),
     sa.Column("status", sa.String(64), nullable=False),
