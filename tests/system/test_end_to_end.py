@@ -331,7 +331,8 @@ def test_ctrl_c_ends_a_follower_the_same_with_and_without_json(network: Network,
     command = ["logs", "tail", "-f", "--site", SITE, "--since", "1m"]
     process = subprocess.Popen(
         [sys.executable, "-m", "obsrelay", *command, *(["--json"] if as_json else [])],
-        env=network.user_env(),
+        # If it ever hangs, SIGABRT below makes it print where each of its threads is.
+        env={**network.user_env(), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -344,7 +345,12 @@ def test_ctrl_c_ends_a_follower_the_same_with_and_without_json(network: Network,
         if marker in line:
             break
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=20)
+    try:
+        _, stderr = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=20)
+        raise AssertionError(f"Ctrl-C did not end the follower; its threads:\n{stderr}") from None
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr
 

@@ -26,6 +26,11 @@ from obsrelay.client.models import Frame, Job, Message, Site
 
 log = logging.getLogger("obsrelay.client")
 
+# How long leaving a stream (Ctrl-C, a break out of `watch`) waits for the server's
+# goodbye: a healthy server answers at once, and one gone quiet must not keep a person
+# waiting (websockets waits 10 s by default).
+STREAM_CLOSE_TIMEOUT = 1.0
+
 
 class UserClient:
     """A person's (or a script's) connection to obsrelay; `token` from the sign-in, or
@@ -177,7 +182,11 @@ class UserClient:
         backoff = _http.Backoff()
         while True:
             try:
-                with connect(self._stream_url(site, position), open_timeout=10) as socket:
+                with connect(
+                    self._stream_url(site, position),
+                    open_timeout=10,
+                    close_timeout=STREAM_CLOSE_TIMEOUT,
+                ) as socket:
                     backoff.reset()
                     for text in socket:
                         frame = Frame.from_json(json.loads(text))
