@@ -10,12 +10,18 @@ on that server. The rounds alternate between them, and the report gives the medi
   - obsrelay: `JobService.submit`, which writes the job, its stream event and the
     site's stream head in one transaction.
   - PgQueuer: `Queries.enqueue` of one job, on a pool of as many connections.
-- **Claim + complete / dequeue + done.** Each drains `--jobs` jobs queued beforehand.
+- **Claim + complete / dequeue + done.** Each drains `--jobs` jobs queued beforehand,
+  with `--callers` consumers (the same concurrency on both sides, as issue 14 asks).
   - obsrelay: `--callers` site workers. Each one claims up to `--batch` jobs
     (`JobService.claim`), then reports COMPLETE for each job
     (`JobService.report_status`), as the site software does.
-  - PgQueuer: a `QueueManager` with a no-op entrypoint, in drain mode, with batch
-    `--batch`. It logs the jobs done in a buffer, flushed by batch.
+  - PgQueuer: `--callers` consumers, each a `QueueManager` on a connection of its own
+    (as each of as many worker processes would run one), with a no-op entrypoint, in
+    drain mode, with batch `--batch`. Each logs the jobs done in a buffer, flushed by
+    batch.
+  - For reference, PgQueuer also drains with one consumer: its best figure here (its
+    16 consumers contend for the same rows; obsrelay's workers share one process's
+    claims, ADR 0009). That line is printed beside the others and is not a target.
 
 The payload is the same on both sides: an obsrelay job's fields (device, action,
 parameters, user), about 200 bytes of JSON.
@@ -161,14 +167,15 @@ class PgQueuer:
             await self.queries.enqueue(["bench"] * size, [PAYLOAD] * size, [0] * size)
 
     async def drain(self, callers: int, batch: int) -> int:
+        """`callers` consumers drain the queue together; returns how many jobs they did."""
         import asyncpg
         from pgqueuer import QueueManager
         from pgqueuer.queries import Queries
         from pgqueuer.types import QueueExecutionMode
 
         done = 0
-        connection = await asyncpg.connect(self.url)
-        try:
+
+        async def consumer(connection: asyncpg.Connection) -> None:
             manager = QueueManager(Queries.from_asyncpg_connection(connection))
 
             @manager.entrypoint("bench")
@@ -177,8 +184,13 @@ class PgQueuer:
                 done += 1
 
             await manager.run(batch_size=batch, mode=QueueExecutionMode.drain)
+
+        connections = [await asyncpg.connect(self.url) for _ in range(callers)]
+        try:
+            await asyncio.gather(*(consumer(connection) for connection in connections))
         finally:
-            await connection.close()
+            for connection in connections:
+                await connection.close()
         return done
 
 
@@ -193,8 +205,13 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
             peer = Obsrelay(url, args.sites) if label == "obsrelay" else PgQueuer(url, args.callers)
             await peer.start()
             peers[label], urls[label] = peer, url
+        # Each drain: its key in `rates` and how many consumers it has.
+        drains = {
+            "obsrelay": [("drain", args.callers)],
+            "PgQueuer": [("drain", args.callers), ("drain_one", 1)],
+        }
         rates: dict[str, dict[str, list[float]]] = {
-            label: {"submit": [], "drain": []} for label in peers
+            label: {"submit": [], "drain": [], "drain_one": []} for label in peers
         }
         for _ in range(args.rounds):
             for label, peer in peers.items():
@@ -202,16 +219,21 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
                 rates[label]["submit"].append(count / args.seconds)
                 print(f"  {label}: {count / args.seconds:,.0f} submits/s", flush=True)
                 await peer.drain(args.callers, args.batch)  # what the submits left
-                await peer.fill(args.jobs)
-                if args.vacuum:
-                    await vacuum_postgres_database(urls[label])
-                started = time.perf_counter()
-                drained = await peer.drain(args.callers, args.batch)
-                rate = drained / (time.perf_counter() - started)
-                if drained < args.jobs:
-                    raise SystemExit(f"{label} drained {drained} of {args.jobs} jobs")
-                rates[label]["drain"].append(rate)
-                print(f"  {label}: {rate:,.0f} jobs claimed and completed/s", flush=True)
+                for kind, consumers in drains[label]:
+                    await peer.fill(args.jobs)
+                    if args.vacuum:
+                        await vacuum_postgres_database(urls[label])
+                    started = time.perf_counter()
+                    drained = await peer.drain(consumers, args.batch)
+                    rate = drained / (time.perf_counter() - started)
+                    if drained < args.jobs:
+                        raise SystemExit(f"{label} drained {drained} of {args.jobs} jobs")
+                    rates[label][kind].append(rate)
+                    print(
+                        f"  {label}, {consumers} consumer(s): {rate:,.0f} jobs claimed and "
+                        "completed/s",
+                        flush=True,
+                    )
         return rates
     finally:
         for peer in peers.values():
@@ -241,7 +263,8 @@ def main() -> None:
         print(SMOKE_NOTE)
         args.callers, args.seconds, args.jobs, args.rounds = 4, 0.3, 100, 1
     print(
-        f"PostgreSQL; {args.callers} callers, obsrelay on {args.sites} site(s), batch "
+        f"PostgreSQL; {args.callers} callers or consumers on each side, obsrelay on "
+        f"{args.sites} site(s), batch "
         f"{args.batch}, {args.rounds} alternating rounds (medians); "
         f"{'VACUUM ANALYZE before each drain' if args.vacuum else 'no vacuum'}",
         flush=True,
@@ -258,6 +281,11 @@ def main() -> None:
         ratio = ours / theirs
         verdict = "ok" if ratio >= TARGET_RATIO else f"BELOW {TARGET_RATIO}"
         print(f"{title:36} {ours:>10,.0f} {theirs:>10,.0f} {ratio:>6.2f}x {verdict}")
+    # PgQueuer at its best here, one consumer: a reference beside the target, not one.
+    ours = statistics.median(rates["obsrelay"]["drain"])
+    theirs = statistics.median(rates["PgQueuer"]["drain_one"])
+    title = "  reference: PgQueuer, one consumer"
+    print(f"{title:36} {ours:>10,.0f} {theirs:>10,.0f} {ours / theirs:>6.2f}x")
 
 
 if __name__ == "__main__":
