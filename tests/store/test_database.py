@@ -5,11 +5,19 @@ import asyncio
 import sqlite3
 import threading
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from obsrelay.store.database import Database, Outage, open_database
+from obsrelay.store.database import (
+    _DIRECT_POOL_SIZE,
+    Database,
+    DatabaseUnavailable,
+    Outage,
+    PostgresDatabase,
+    open_database,
+)
 from obsrelay.store.schema import jobs, metadata
 
 
@@ -277,3 +285,38 @@ def test_an_outage_ends_only_with_a_success_that_began_after_it(caplog):
     outage.succeeded(time.monotonic())
     assert outage.started is None and outage.refused == 0
     assert [record.levelname for record in caplog.records] == ["ERROR", "WARNING"]
+
+
+async def test_a_direct_transaction_that_fails_stores_nothing_and_gives_its_connection_back(
+    own_db: Database,
+):
+    """`PostgresDatabase.in_transaction` (a claim's) rolls back what `fn` wrote when it
+    raises, raising what `fn` raised; a connection lost inside it is the database's
+    outage; either way the next transaction runs."""
+    if not isinstance(own_db, PostgresDatabase):
+        pytest.skip("only PostgreSQL has a direct pool")
+    await own_db.in_transaction(lambda conn: conn.execute("CREATE TABLE scratch (n int)"))
+
+    class Refused(Exception):
+        pass
+
+    async def write_then_refuse(conn: Any) -> None:
+        await conn.execute("INSERT INTO scratch VALUES (1)")
+        raise Refused
+
+    async def write_then_lose_the_connection(conn: Any) -> None:
+        await conn.execute("INSERT INTO scratch VALUES (2)")
+        await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(Refused):
+        await own_db.in_transaction(write_then_refuse)
+    with pytest.raises(DatabaseUnavailable):
+        await own_db.in_transaction(write_then_lose_the_connection)
+    # Every connection of the pool, all at once: each one is usable, none holds a write.
+    stored = await asyncio.gather(
+        *(
+            own_db.in_transaction(lambda conn: conn.fetchval("SELECT count(*) FROM scratch"))
+            for _ in range(_DIRECT_POOL_SIZE)
+        )
+    )
+    assert stored == [0] * _DIRECT_POOL_SIZE

@@ -341,8 +341,11 @@ class PostgresDatabase(Database):
             try:
                 result = await fn(conn)
             except BaseException:
-                if not conn.is_closed():
-                    await conn.execute("ROLLBACK")
+                # What `fn` raised is the answer; a connection too broken to roll back is
+                # dropped by the pool when given back.
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed():
+                        await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
             return result
