@@ -247,16 +247,18 @@ async def test_the_job_history_keeps_its_rows_without_a_key_to_its_job(empty_dat
     def keys(conn: sa.Connection) -> list[str]:
         return [key["referred_table"] for key in sa.inspect(conn).get_foreign_keys("job_history")]
 
+    def service_on(db: Database) -> JobService:
+        return JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+
     async def steps(db: Database, ulid: str) -> list[str]:
-        service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
-        _, history = await service.find(ulid)
+        _, history = await service_on(db).find(ulid)
         return [entry.status for entry in history if entry.queue is Queue.PRIMARY]
 
     db = open_database(empty_database_url)
     await db.upgrade()
     await db.downgrade("0011")
     assert await db.read(keys) == ["jobs"]
-    service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
+    service = service_on(db)
     job = (await service.submit(new_job("migrated"))).job
     await service.claim("migrated", Queue.PRIMARY)
     await service.report_status("migrated", job.ulid, Queue.PRIMARY, "EXPOSING", 30)
@@ -267,8 +269,7 @@ async def test_the_job_history_keeps_its_rows_without_a_key_to_its_job(empty_dat
     try:
         assert await db.read(keys) == []
         assert await steps(db, job.ulid) == ["UNREAD", "RECEIVED", "EXPOSING"]
-        service = JobService(db, EventLog(db, MemoryBus()), expiry_seconds=0)
-        await service.report_status("migrated", job.ulid, Queue.PRIMARY, "COMPLETE")
+        await service_on(db).report_status("migrated", job.ulid, Queue.PRIMARY, "COMPLETE")
         assert await steps(db, job.ulid) == ["UNREAD", "RECEIVED", "EXPOSING", "COMPLETE"]
     finally:
         await db.close()
