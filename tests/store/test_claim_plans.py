@@ -97,7 +97,7 @@ async def _plan_as_run(
     return await db.in_transaction(explain)
 
 
-async def _sqlite_claim_plan(db: SQLiteDatabase, queue: Queue) -> str:
+async def _sqlite_claim_plan(db: SQLiteDatabase, queue: Queue, limit: int) -> str:
     """The plan of the statement with which `claim_unread` changes the jobs it picks, as
     SQLite ran it (its own trace of the claim)."""
     ran: list[str] = []
@@ -107,21 +107,29 @@ async def _sqlite_claim_plan(db: SQLiteDatabase, queue: Queue) -> str:
     try:
         claimed = await db.write(
             lambda conn: claim_unread(
-                conn, SITE, queue, received, "site", floor_ulid=FLOOR, limit=10
+                conn, SITE, queue, received, "site", floor_ulid=FLOOR, limit=limit
             )
         )
     finally:
         driver.set_trace_callback(None)
-    assert len(claimed) == 10
+    assert len(claimed) == limit
     [update] = [sql for sql in ran if "UPDATE jobs" in sql]
     return await _sqlite_plan(db, update, [])
 
 
 @pytest.mark.parametrize("queue", list(Queue))
+@pytest.mark.parametrize(
+    ("finished", "unread", "limit"),
+    [(3000, 3000, 10), (0, 5000, 160)],
+    ids=["behind finished jobs", "many at once from a full queue"],
+)
 async def test_claims_and_probes_read_the_index_of_unread_jobs_in_a_backlog(
-    own_db: Database, queue: Queue
+    own_db: Database, queue: Queue, finished: int, unread: int, limit: int
 ):
-    await _backlog(own_db, finished=3000, unread=3000)
+    """A claim picks its jobs from the index of unread jobs, then changes each one found
+    by its key. Taking many from a queue where every job is unread, PostgreSQL once
+    walked the whole table to find the ones it had picked (a hash join)."""
+    await _backlog(own_db, finished=finished, unread=unread)
     index = f"ix_jobs_unread_{queue}"
     probed = {"site": SITE, "floor": FLOOR}
     if isinstance(own_db, PostgresDatabase):
@@ -129,7 +137,7 @@ async def test_claims_and_probes_read_the_index_of_unread_jobs_in_a_backlog(
         params = {
             "site": SITE,
             "floor": FLOOR,
-            "limit": 10,
+            "limit": limit,
             "status": RECEIVED,
             "seconds": UNKNOWN_SECONDS,
             "at_ms": 1_790_000_000_000,
@@ -143,13 +151,15 @@ async def test_claims_and_probes_read_the_index_of_unread_jobs_in_a_backlog(
             UNREAD_PROBES[queue].sql("sqlite"),
             UNREAD_PROBES[queue].arguments("sqlite", probed),
         )
-        claim = await _sqlite_claim_plan(own_db, queue)
+        claim = await _sqlite_claim_plan(own_db, queue, limit)
     # Neither a walk of the table nor one of the primary key from the floor on (a claim
     # then finds each job it picked by its key, `ulid =`).
     walks = ("Seq Scan on jobs", "(ulid)::text >=", "SCAN jobs", "sqlite_autoindex_jobs_1 (ulid>")
     for plan in (probe, claim):
         assert index in plan, plan
         assert not any(walk in plan for walk in walks), plan
+    if isinstance(own_db, PostgresDatabase):
+        assert "Index Scan using jobs_pkey" in claim, claim
 
 
 async def test_reports_and_reads_planned_once_find_their_jobs_by_key(own_db: Database):

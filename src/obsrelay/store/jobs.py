@@ -326,9 +326,12 @@ def claim_on_postgresql(queue: Queue) -> sa.Select[Any]:
     at_ms = sa.bindparam("at_ms", type_=sa.BigInteger)
     status = sa.bindparam("status", type_=sa.String)
     seconds = sa.bindparam("seconds", type_=sa.Integer)
+    # Each picked job found by its key, as an array: written `IN (picked)`, PostgreSQL
+    # walked the whole table to join the picked jobs when most jobs were unread.
+    picked = sa.func.any(sa.func.array(_picked(pick).scalar_subquery()))
     changed = (
         jobs.update()
-        .where(jobs.c.ulid.in_(_picked(pick)), _leaving(queue, Cause.CLAIM))
+        .where(jobs.c.ulid == picked, _leaving(queue, Cause.CLAIM))
         .values(dict(zip(queue_columns(queue), (status, seconds, at_ms), strict=True)))
         .returning(*jobs.c)
         .cte("changed")
