@@ -26,6 +26,10 @@ on that server. The rounds alternate between them, and the report gives the medi
 The payload is the same on both sides: an obsrelay job's fields (device, action,
 parameters, user), about 200 bytes of JSON.
 
+Beside each ratio of the medians (the verdict), the ratio of each round is printed:
+the two peers of a round run within seconds of each other, and the spread of those
+ratios shows how much the machine's speed moved the figures.
+
 Before each drain both databases are vacuumed (`VACUUM ANALYZE`), so that each drain
 starts from a queue in the state autovacuum keeps it in. Without it (`--no-vacuum`)
 each round drains past the dead rows that the rounds before left in the tables and
@@ -281,6 +285,9 @@ def main() -> None:
         ratio = ours / theirs
         verdict = "ok" if ratio >= TARGET_RATIO else f"BELOW {TARGET_RATIO}"
         print(f"{title:36} {ours:>10,.0f} {theirs:>10,.0f} {ratio:>6.2f}x {verdict}")
+        # Each round's own ratio: how far the machine's speed moved the figures.
+        each = zip(rates["obsrelay"][kind], rates["PgQueuer"][kind], strict=True)
+        print(f"{'  each round':36} {' '.join(f'{a / b:.2f}x' for a, b in each)}")
     # PgQueuer at its best here, one consumer: a reference beside the target, not one.
     ours = statistics.median(rates["obsrelay"]["drain"])
     theirs = statistics.median(rates["PgQueuer"]["drain_one"])

@@ -37,3 +37,4 @@ def test_the_queue_peer_benchmark_runs():
     output = run_smoke("bench.peers", "--postgres", postgres_admin_url())
     assert "claim+complete / dequeue+done" in output
     assert "reference: PgQueuer, one consumer" in output  # beside the same concurrency
+    assert "each round" in output
