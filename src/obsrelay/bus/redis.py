@@ -80,7 +80,7 @@ class RedisBus(Bus):
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def publish(self, notice: Committed | Live) -> None:
         # When Redis is away and the backlog is full, drop it: the store has the events.
