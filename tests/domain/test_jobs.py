@@ -1,5 +1,7 @@
 """The pure rules: names, statuses, seconds, transitions, ULIDs."""
 
+import dataclasses
+
 import pytest
 
 from obsrelay.domain.errors import Conflict, InvalidInput
@@ -104,6 +106,14 @@ def test_cancel_rules():
             queues_to_cancel(_job(primary, alternate))
     with pytest.raises(Conflict, match="already finished"):
         queues_to_cancel(_job("COMPLETE", "EXPIRED"))
+
+
+def test_a_job_with_a_new_state_changes_that_queue_and_nothing_else():
+    job = _job("RECEIVED", "UNREAD")
+    state = QueueState("EXPOSING", 30, 1_700_000_000_123)
+    assert job.with_state(Queue.PRIMARY, state) == dataclasses.replace(job, primary=state)
+    assert job.with_state(Queue.ALTERNATE, state) == dataclasses.replace(job, alternate=state)
+    assert job == _job("RECEIVED", "UNREAD")  # the job itself is as it was
 
 
 def test_ulids_increase_within_one_millisecond():

@@ -6,7 +6,6 @@ has its own status, and changes it as the table in `lifecycle` allows.
 Pure: no I/O, no clock; callers pass the time in.
 """
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -124,9 +123,24 @@ class Job:
 
     def with_state(self, queue: Queue, state: QueueState) -> "Job":
         """This job with `queue` in `state`."""
-        if queue is Queue.PRIMARY:
-            return dataclasses.replace(self, primary=state)
-        return dataclasses.replace(self, alternate=state)
+        # Made field by field: every status a site reports makes one, and
+        # dataclasses.replace, which looks up the fields at each call, costs three times
+        # as much (a tenth of the service's own time in a drain of the job queue).
+        primary = state if queue is Queue.PRIMARY else self.primary
+        alternate = self.alternate if queue is Queue.PRIMARY else state
+        return Job(
+            ulid=self.ulid,
+            site=self.site,
+            created_ms=self.created_ms,
+            device_type=self.device_type,
+            device_instance=self.device_instance,
+            action=self.action,
+            required_params=self.required_params,
+            optional_params=self.optional_params,
+            user=self.user,
+            primary=primary,
+            alternate=alternate,
+        )
 
     def to_data(self) -> dict[str, Any]:
         """The job as plain data: obsrelay's own shape, which the native API serves, the
