@@ -53,8 +53,9 @@ class StreamEvent:
 
 
 # One encoder: `json.dumps` with an option builds a new one each call. Event data is
-# plain data, made fresh from a job or a message or decoded from JSON, so it cannot
-# refer to itself: the check for that (an eighth of each encoding) is left out.
+# plain data, built by obsrelay (a job, a message, a presence change) or decoded from a
+# request's JSON (a live event), so it cannot refer to itself: the check for that (an
+# eighth of each encoding) is left out.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
