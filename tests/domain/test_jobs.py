@@ -1,6 +1,7 @@
 """The pure rules: names, statuses, seconds, transitions, ULIDs."""
 
 import dataclasses
+from dataclasses import MISSING
 
 import pytest
 
@@ -114,6 +115,13 @@ def test_a_job_with_a_new_state_changes_that_queue_and_nothing_else():
     assert job.with_state(Queue.PRIMARY, state) == dataclasses.replace(job, primary=state)
     assert job.with_state(Queue.ALTERNATE, state) == dataclasses.replace(job, alternate=state)
     assert job == _job("RECEIVED", "UNREAD")  # the job itself is as it was
+    # with_state names every field: one added with a default would be reset silently.
+    defaulted = [
+        field.name
+        for field in dataclasses.fields(Job)
+        if field.default is not MISSING or field.default_factory is not MISSING
+    ]
+    assert not defaulted, f"with_state must copy {defaulted}"
 
 
 def test_ulids_increase_within_one_millisecond():
